@@ -1,0 +1,129 @@
+# bottle: build, test and install.
+#
+# Dependencies come from system packages through pkg-config (see
+# vendor/README.md). `make deps` installs them on Debian.
+
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BUILD    ?= build
+SHAREDIR ?= $(PREFIX)/share/bottle
+VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
+CC       ?= cc
+PKGS     := lua5.4 libcurl libcjson openssl yaml-0.1
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+# lua-cjson ships only a versioned shared object (no -dev symlink); link it
+# directly so `require "cjson"` is preloaded rather than loaded from disk.
+LUA_LIBDIR := $(shell pkg-config --variable=libdir lua5.4 2>/dev/null)
+LUA_CJSON  ?= $(firstword $(wildcard $(LUA_LIBDIR)/liblua5.4-cjson.so.0 \
+                  $(LUA_LIBDIR)/liblua5.4-cjson.so /usr/local/lib/lua/5.4/cjson.so))
+
+WARN     := -Wall -Wextra -Wshadow -Wformat=2 -Wno-unused-parameter
+CSTD     := -std=c11 -D_XOPEN_SOURCE=700 -D_DEFAULT_SOURCE -D_DARWIN_C_SOURCE
+OPT      ?= -O2 -g
+CFLAGS   ?=
+CFLAGS   += $(CSTD) $(OPT) $(WARN) $(PKG_CFLAGS) -Iruntime \
+            -DBOTTLE_VERSION='"$(VERSION)"' -DBOTTLE_SHAREDIR='"$(SHAREDIR)"'
+ifneq ($(LUA_CJSON),)
+CFLAGS   += -DHAVE_LUA_CJSON=1
+endif
+LDLIBS   += $(PKG_LIBS) $(LUA_CJSON) -lpthread -lm
+
+# Pure C cores (no Lua): everything in runtime/ that is not a binding or the
+# host. They go into a static library the C unit tests link against.
+CORE_SRC := $(filter-out runtime/l_%.c runtime/main.c runtime/host.c, $(wildcard runtime/*.c))
+BIND_SRC := $(wildcard runtime/l_*.c) runtime/host.c runtime/main.c
+LUA_SRC  := $(shell find lua recipes -name '*.lua' 2>/dev/null | LC_ALL=C sort)
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
+BIND_OBJ := $(BIND_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/embed.o
+CTEST_SRC := $(wildcard tests/c/test_*.c)
+CTESTS   := $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
+
+.PHONY: all test asan lint install clean deps check-c check-lua bench
+INIT_ALL := $(if $(wildcard runtime/init/*.c),$(BUILD)/bottle-init)
+all: $(BUILD)/bottle $(INIT_ALL) $(CTESTS)
+
+$(BUILD)/obj/%.o: %.c $(wildcard runtime/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libcore.a: $(CORE_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+# The embed generator is a host tool: compile it without sanitizers.
+$(BUILD)/embed-gen: tools/embed.c
+	@mkdir -p $(dir $@)
+	cc -std=c11 -O1 -Wall -Wextra -o $@ $<
+
+$(BUILD)/embed.c: $(BUILD)/embed-gen $(LUA_SRC)
+	$(BUILD)/embed-gen $@ $(LUA_SRC)
+
+$(BUILD)/obj/embed.o: $(BUILD)/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/bottle: $(BIND_OBJ) $(BUILD)/libcore.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(BIND_OBJ) $(BUILD)/libcore.a $(LDLIBS)
+
+# bottle-init is the sidecar bundle's PID 1: plain C, no Lua, no libraries.
+INIT_SRC := $(filter-out runtime/init/main.c, $(wildcard runtime/init/*.c))
+$(BUILD)/bottle-init: $(wildcard runtime/init/*.c runtime/init/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(OPT) $(WARN) $(filter-out $(PKG_CFLAGS),$(CFLAGS)) $(LDFLAGS) -o $@ $(wildcard runtime/init/*.c)
+
+$(BUILD)/tests/test_init%: tests/c/test_init%.c $(wildcard runtime/init/*.c runtime/init/*.h) tests/c/tap.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iruntime/init -Itests/c $(LDFLAGS) -o $@ $< $(INIT_SRC)
+
+$(BUILD)/tests/%: tests/c/%.c $(BUILD)/libcore.a tests/c/tap.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/c $(LDFLAGS) -o $@ $< $(BUILD)/libcore.a $(LDLIBS)
+
+# The whole suite; ends with one line `N passed, N failed, N skipped`.
+test: all
+	BUILD=$(BUILD) tests/run
+
+check-c: all
+	BUILD=$(BUILD) tests/run c
+
+check-lua: all
+	BUILD=$(BUILD) tests/run lua scenarios
+
+# AddressSanitizer + UBSan build of everything, then the whole suite on it.
+asan:
+	$(MAKE) BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined' \
+	    LDFLAGS='-fsanitize=address,undefined' all
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    BUILD=build-asan BOTTLE_ASAN=1 tests/run
+
+lint:
+	luacheck --no-color -q lua recipes tests/lua tests/scenarios bench
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \
+	    --suppress=missingIncludeSystem -Iruntime runtime tools tests/c
+
+bench: all
+	BUILD=$(BUILD) bench/run
+
+install: $(BUILD)/bottle $(INIT_ALL)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SHAREDIR)
+	install -m 0755 $(BUILD)/bottle $(DESTDIR)$(PREFIX)/bin/bottle
+	install -m 0755 $(BUILD)/bottle-init $(DESTDIR)$(PREFIX)/bin/bottle-init
+	cp -R images $(DESTDIR)$(SHAREDIR)/
+
+# Installs every system package the build and the whole test suite need.
+DEB_PKGS := build-essential pkg-config liblua5.4-dev libcurl4-openssl-dev libcjson-dev \
+	libssl-dev libyaml-dev lua-cjson lua-check cppcheck openssl curl git ca-certificates \
+	docker.io debootstrap busybox-static mitmproxy python3 iproute2 procps util-linux
+deps:
+	@if command -v apt-get >/dev/null; then \
+	  missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  if [ -n "$$missing" ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else echo "deps: all installed"; fi; \
+	else echo "deps: not a Debian system; install the equivalents of: $(DEB_PKGS)" >&2; fi
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,15 @@
+/* bindings.h: the rt.* modules the host preloads. Each is defined at the
+ * bottom of its runtime/l_<area>.c. */
+#ifndef BOTTLE_BINDINGS_H
+#define BOTTLE_BINDINGS_H
+
+#include <lua.h>
+
+int luaopen_rt_host(lua_State *L);
+int luaopen_rt_proc(lua_State *L);
+int luaopen_rt_defer(lua_State *L);
+int luaopen_rt_fs(lua_State *L);
+int luaopen_rt_log(lua_State *L);
+int luaopen_rt_time(lua_State *L);
+
+#endif

@@ -1,0 +1,283 @@
+/* l_fs.c: rt.fs, the file primitives recipes need.
+ *
+ * Expected failures return nil, message, code (an errno name such as
+ * "ENOENT"); misuse raises. Writes are atomic (temp file + rename) and
+ * create files with the requested mode from the start, so a secret-bearing
+ * file is never briefly world-readable. rm_rf never follows symlinks. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+
+#include "bindings.h"
+
+static const char *errno_name(int e) {
+  switch (e) {
+  case ENOENT: return "ENOENT";
+  case EEXIST: return "EEXIST";
+  case EACCES: return "EACCES";
+  case EPERM: return "EPERM";
+  case ENOTDIR: return "ENOTDIR";
+  case EISDIR: return "EISDIR";
+  case ENOTEMPTY: return "ENOTEMPTY";
+  case ENOSPC: return "ENOSPC";
+  case ELOOP: return "ELOOP";
+  default: return "EIO";
+  }
+}
+
+static int fail(lua_State *L, const char *what, const char *path) {
+  int e = errno;
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s %s: %s", what, path, strerror(e));
+  lua_pushstring(L, errno_name(e));
+  return 3;
+}
+
+static mode_t opt_mode(lua_State *L, int idx, mode_t def) {
+  lua_Integer m = luaL_optinteger(L, idx, def);
+  if (m < 0 || m > 07777) luaL_argerror(L, idx, "mode out of range");
+  return (mode_t)m;
+}
+
+static int mkdir_p(char *path, mode_t mode) {
+  size_t len = strlen(path);
+  while (len > 1 && path[len - 1] == '/') path[--len] = '\0';
+  for (char *p = path + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    if (mkdir(path, 0755) < 0 && errno != EEXIST) return -1;
+    *p = '/';
+  }
+  if (mkdir(path, mode) < 0) {
+    if (errno != EEXIST) return -1;
+    struct stat st;
+    if (stat(path, &st) < 0) return -1;
+    if (!S_ISDIR(st.st_mode)) {
+      errno = ENOTDIR;
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* mkdir_p(path [, mode=0755]): the last component gets `mode` (even when it
+ * already exists, so a state dir is always 0700); parents get 0755. */
+static int l_mkdir_p(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  mode_t mode = opt_mode(L, 2, 0755);
+  char buf[PATH_MAX];
+  if (strlen(path) >= sizeof buf) return luaL_argerror(L, 1, "path too long");
+  strcpy(buf, path);
+  if (mkdir_p(buf, mode) < 0 || chmod(path, mode) < 0) return fail(L, "mkdir", path);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* write(path, data [, mode=0644]) atomically. */
+static int l_write(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  mode_t mode = opt_mode(L, 3, 0644);
+  char tmp[PATH_MAX];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >= (int)sizeof tmp)
+    return luaL_argerror(L, 1, "path too long");
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 0777);
+  if (fd < 0) return fail(L, "write", path);
+  const char *p = data;
+  size_t left = len;
+  while (left > 0) {
+    ssize_t w = write(fd, p, left);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      close(fd);
+      unlink(tmp);
+      errno = e;
+      return fail(L, "write", path);
+    }
+    p += w;
+    left -= (size_t)w;
+  }
+  /* umask may have narrowed the mode; set exactly what was asked. */
+  if (fchmod(fd, mode) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+    int e = errno;
+    unlink(tmp);
+    errno = e;
+    return fail(L, "write", path);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_read(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(L, "read", path);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (;;) {
+    char *dst = luaL_prepbuffer(&b);
+    ssize_t r = read(fd, dst, LUAL_BUFFERSIZE);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      close(fd);
+      errno = e;
+      return fail(L, "read", path);
+    }
+    if (r == 0) break;
+    luaL_addsize(&b, (size_t)r);
+  }
+  close(fd);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st;
+  (void)ftw;
+  int r = (flag == FTW_DP) ? rmdir(path) : unlink(path);
+  return (r < 0 && errno != ENOENT) ? -1 : 0;
+}
+
+/* rm_rf(path): removes a tree; a missing path is success. */
+static int l_rm_rf(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  if (!*path || strcmp(path, "/") == 0) return luaL_argerror(L, 1, "refusing to remove this path");
+  struct stat st;
+  if (lstat(path, &st) < 0) {
+    if (errno == ENOENT) {
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+    return fail(L, "remove", path);
+  }
+  int r = S_ISDIR(st.st_mode) ? nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) : unlink(path);
+  if (r < 0) return fail(L, "remove", path);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* tmpdir([prefix="bottle"]) -> a new 0700 directory under $TMPDIR or /tmp */
+static int l_tmpdir(lua_State *L) {
+  const char *prefix = luaL_optstring(L, 1, "bottle");
+  const char *base = getenv("TMPDIR");
+  if (!base || !*base) base = "/tmp";
+  char buf[PATH_MAX];
+  snprintf(buf, sizeof buf, "%s/%s.XXXXXX", base, prefix);
+  if (!mkdtemp(buf)) return fail(L, "mkdtemp", buf);
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+/* stat(path) -> {type=, mode=, size=, mtime=, uid=} | nil, msg, code (lstat) */
+static int l_stat(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  struct stat st;
+  if (lstat(path, &st) < 0) return fail(L, "stat", path);
+  lua_createtable(L, 0, 5);
+  const char *type = S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "dir" : S_ISLNK(st.st_mode) ? "link" : "other";
+  lua_pushstring(L, type);
+  lua_setfield(L, -2, "type");
+  lua_pushinteger(L, st.st_mode & 07777);
+  lua_setfield(L, -2, "mode");
+  lua_pushinteger(L, (lua_Integer)st.st_size);
+  lua_setfield(L, -2, "size");
+  lua_pushinteger(L, (lua_Integer)st.st_mtime);
+  lua_setfield(L, -2, "mtime");
+  lua_pushinteger(L, (lua_Integer)st.st_uid);
+  lua_setfield(L, -2, "uid");
+  return 1;
+}
+
+static int l_exists(lua_State *L) {
+  struct stat st;
+  lua_pushboolean(L, stat(luaL_checkstring(L, 1), &st) == 0);
+  return 1;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* list(dir) -> sorted entry names (no . and ..) | nil, msg, code */
+static int l_list(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  DIR *d = opendir(path);
+  if (!d) return fail(L, "list", path);
+  lua_newtable(L);
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    lua_pushstring(L, e->d_name);
+    lua_rawseti(L, -2, ++n);
+  }
+  closedir(d);
+  /* sort through a C array of the (table-anchored) strings */
+  const char **v = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
+  for (int i = 0; i < n; i++) {
+    lua_rawgeti(L, -2, i + 1);
+    v[i] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  qsort(v, (size_t)n, sizeof *v, cmp_str);
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    lua_pushstring(L, v[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+static int l_chmod(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  if (chmod(path, opt_mode(L, 2, 0644)) < 0) return fail(L, "chmod", path);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_cwd(lua_State *L) {
+  char buf[PATH_MAX];
+  if (!getcwd(buf, sizeof buf)) return fail(L, "getcwd", ".");
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+static int l_realpath(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  char buf[PATH_MAX];
+  if (!realpath(path, buf)) return fail(L, "realpath", path);
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+static const luaL_Reg fs_funcs[] = {
+    {"mkdir_p", l_mkdir_p},
+    {"write", l_write},
+    {"read", l_read},
+    {"rm_rf", l_rm_rf},
+    {"tmpdir", l_tmpdir},
+    {"stat", l_stat},
+    {"exists", l_exists},
+    {"list", l_list},
+    {"chmod", l_chmod},
+    {"cwd", l_cwd},
+    {"realpath", l_realpath},
+    {NULL, NULL},
+};
+
+int luaopen_rt_fs(lua_State *L) {
+  luaL_newlib(L, fs_funcs);
+  return 1;
+}

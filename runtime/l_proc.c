@@ -1,0 +1,289 @@
+/* l_proc.c: rt.proc, the Lua binding of proc.c and the secret registry.
+ *
+ *   rt.proc.run{argv=, env=, stdin=, timeout_ms=, interactive=, max_output=}
+ *     -> {code=, stdout=, stderr=, truncated=} | nil, message, code[, partial]
+ *   rt.proc.secret(value)      register a value to redact everywhere
+ *   rt.proc.redact(s)          s with every registered value as ***
+ *   rt.proc.has_secret(s)      true when s contains a registered value
+ *   rt.proc.environ()          our environment as a table
+ * See docs/api.md. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+
+#include "bindings.h"
+#include "host.h"
+#include "log.h"
+#include "proc.h"
+#include "secret.h"
+
+extern char **environ;
+
+/* Rejects keys of an options table that are not in `allowed` (NULL-ended),
+ * naming the key and the accepted set. */
+static void check_fields(lua_State *L, int idx, const char *fname, const char *const *allowed) {
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    const char *key = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    int ok = 0;
+    for (const char *const *a = allowed; key && *a; a++)
+      if (strcmp(*a, key) == 0) ok = 1;
+    if (!ok) {
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      for (const char *const *a = allowed; *a; a++) {
+        if (a != allowed) luaL_addstring(&b, ", ");
+        luaL_addstring(&b, *a);
+      }
+      luaL_pushresult(&b);
+      luaL_error(L, "%s: unknown option '%s' (expected one of: %s)", fname,
+                 key ? key : luaL_typename(L, -2), lua_tostring(L, -1));
+    }
+  }
+}
+
+/* A string array on the Lua stack's memory: the strings stay referenced by
+ * the table at `idx`, so only the pointer array is allocated. */
+static const char **string_list(lua_State *L, int idx, const char *what) {
+  lua_Integer n = luaL_len(L, idx);
+  if (n < 1) luaL_error(L, "proc.run: %s must be a non-empty list of strings", what);
+  const char **v = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, idx, i) != LUA_TSTRING)
+      luaL_error(L, "proc.run: %s[%d] must be a string", what, (int)i);
+    v[i - 1] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  v[n] = NULL;
+  return v;
+}
+
+/* env table {NAME=value} -> "NAME=value" array (anchored in a userdata and a
+ * table of strings left on the stack). */
+static const char **env_list(lua_State *L, int idx) {
+  int n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    n++;
+  }
+  const char **v = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
+  lua_createtable(L, n, 0);
+  int i = 0, holder = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "proc.run: env must map names to strings");
+    const char *name = lua_tostring(L, -2);
+    if (!*name || strchr(name, '=')) luaL_error(L, "proc.run: bad environment name '%s'", name);
+    lua_pushfstring(L, "%s=%s", name, lua_tostring(L, -1));
+    v[i] = lua_tostring(L, -1);
+    lua_rawseti(L, holder, ++i);
+    lua_pop(L, 1);
+  }
+  v[i] = NULL;
+  return v;
+}
+
+/* Shell-style rendering of argv for traces and messages (redacted later). */
+static void push_command_line(lua_State *L, const char *const *argv) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (int i = 0; argv[i]; i++) {
+    if (i) luaL_addchar(&b, ' ');
+    const char *a = argv[i];
+    int plain = *a != '\0';
+    for (const char *p = a; *p; p++)
+      if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,@%+", *p)) plain = 0;
+    if (plain) {
+      luaL_addstring(&b, a);
+      continue;
+    }
+    luaL_addchar(&b, '\'');
+    for (const char *p = a; *p; p++) {
+      if (*p == '\'') luaL_addstring(&b, "'\\''");
+      else luaL_addchar(&b, *p);
+    }
+    luaL_addchar(&b, '\'');
+  }
+  luaL_pushresult(&b);
+}
+
+/* Pushes s with registered secrets replaced. */
+static void push_redacted(lua_State *L, const char *s, size_t len) {
+  size_t rlen;
+  char *r = secret_redact(s, len, &rlen);
+  if (!r) luaL_error(L, "out of memory");
+  lua_pushlstring(L, r, rlen);
+  free(r);
+}
+
+static void push_result(lua_State *L, const struct proc_result *res) {
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, res->code);
+  lua_setfield(L, -2, "code");
+  lua_pushlstring(L, res->out, res->out_len);
+  lua_setfield(L, -2, "stdout");
+  lua_pushlstring(L, res->err, res->err_len);
+  lua_setfield(L, -2, "stderr");
+  lua_pushboolean(L, res->truncated);
+  lua_setfield(L, -2, "truncated");
+}
+
+static const char *const run_fields[] = {"argv", "env", "stdin", "timeout_ms", "interactive",
+                                         "max_output", NULL};
+
+static int l_run(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  check_fields(L, 1, "proc.run", run_fields);
+  struct proc_spec spec;
+  memset(&spec, 0, sizeof spec);
+
+  if (lua_getfield(L, 1, "argv") != LUA_TTABLE) luaL_error(L, "proc.run: argv must be a list of strings");
+  spec.argv = string_list(L, lua_gettop(L), "argv");
+  if (lua_getfield(L, 1, "env") == LUA_TTABLE) spec.envp = env_list(L, lua_gettop(L) - 0);
+  else if (!lua_isnil(L, -1)) luaL_error(L, "proc.run: env must be a table");
+  int t = lua_getfield(L, 1, "stdin");
+  if (t == LUA_TSTRING) spec.input = lua_tolstring(L, -1, &spec.input_len);
+  else if (t != LUA_TNIL) luaL_error(L, "proc.run: stdin must be a string");
+  lua_getfield(L, 1, "timeout_ms");
+  spec.timeout_ms = (int)luaL_optinteger(L, -1, 0);
+  lua_getfield(L, 1, "interactive");
+  spec.interactive = lua_toboolean(L, -1);
+  lua_getfield(L, 1, "max_output");
+  spec.max_output = (size_t)luaL_optinteger(L, -1, 0);
+  spec.pending_signal = host_pending_signal;
+
+  push_command_line(L, spec.argv);
+  int cmd_idx = lua_gettop(L);
+  if (log_get_level() >= LOG_TRACE) {
+    size_t len;
+    const char *cmd = lua_tolstring(L, cmd_idx, &len);
+    log_write(LOG_TRACE, cmd, len);
+  }
+
+  struct proc_result res;
+  proc_run(&spec, &res);
+  switch (res.status) {
+  case PROC_EXITED:
+    push_result(L, &res);
+    proc_result_free(&res);
+    return 1;
+  case PROC_NOT_FOUND:
+    proc_result_free(&res);
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: not found", spec.argv[0]);
+    lua_pushliteral(L, "ENOENT");
+    return 3;
+  case PROC_SPAWN_FAILED:
+    proc_result_free(&res);
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: cannot start: %s", spec.argv[0], strerror(res.error));
+    lua_pushliteral(L, "ESPAWN");
+    return 3;
+  case PROC_TIMEOUT: {
+    lua_pushnil(L);
+    size_t len;
+    const char *cmd = lua_tolstring(L, cmd_idx, &len);
+    push_redacted(L, cmd, len);
+    lua_pushfstring(L, "%s: timed out after %d ms", lua_tostring(L, -1), spec.timeout_ms);
+    lua_remove(L, -2);
+    lua_pushliteral(L, "TIMEOUT");
+    push_result(L, &res);
+    proc_result_free(&res);
+    return 4;
+  }
+  case PROC_INTERRUPTED:
+    proc_result_free(&res);
+    return host_raise_interrupt(L);
+  }
+  return 0;
+}
+
+static int l_secret(lua_State *L) {
+  size_t len;
+  const char *v = luaL_checklstring(L, 1, &len);
+  if (secret_add(v, len) < 0) return luaL_error(L, "out of memory");
+  return 0;
+}
+
+static int l_redact(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  push_redacted(L, s, len);
+  return 1;
+}
+
+static int l_has_secret(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  lua_pushboolean(L, secret_contains(s, len));
+  return 1;
+}
+
+static int l_environ(lua_State *L) {
+  lua_newtable(L);
+  for (char **e = environ; e && *e; e++) {
+    const char *eq = strchr(*e, '=');
+    if (!eq || eq == *e) continue;
+    lua_pushlstring(L, *e, (size_t)(eq - *e));
+    lua_pushstring(L, eq + 1);
+    lua_rawset(L, -3);
+  }
+  return 1;
+}
+
+static int l_getpid(lua_State *L) {
+  lua_pushinteger(L, getpid());
+  return 1;
+}
+
+/* children() -> true when this process has a child not yet reaped. */
+static int l_children(lua_State *L) {
+  int st;
+  pid_t r = waitpid(-1, &st, WNOHANG);
+  lua_pushboolean(L, r >= 0 || errno != ECHILD);
+  return 1;
+}
+
+/* fd_count() -> number of open descriptors (leak checks in tests). */
+static int l_fd_count(lua_State *L) {
+  struct rlimit rl;
+  long max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? (long)rl.rlim_cur : 1024;
+  if (max > 65536) max = 65536;
+  int n = 0;
+  for (int fd = 0; fd < max; fd++)
+    if (fcntl(fd, F_GETFD) >= 0) n++;
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+static int l_isatty(lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+static const luaL_Reg proc_funcs[] = {
+    {"run", l_run},
+    {"secret", l_secret},
+    {"redact", l_redact},
+    {"has_secret", l_has_secret},
+    {"environ", l_environ},
+    {"getpid", l_getpid},
+    {"children", l_children},
+    {"fd_count", l_fd_count},
+    {"isatty", l_isatty},
+    {NULL, NULL},
+};
+
+int luaopen_rt_proc(lua_State *L) {
+  luaL_newlib(L, proc_funcs);
+  return 1;
+}

@@ -1,0 +1,45 @@
+/* main.c: argv -> one protected Lua entry (bottle.cli.main) -> exit code.
+ *
+ * The only option read here is --lua-dir, because it decides where
+ * bottle.cli itself is loaded from; bottle.cli parses everything else. */
+#include <stdio.h>
+#include <string.h>
+
+#include "host.h"
+#include "log.h"
+
+static int collect_lua_dirs(int argc, char **argv, struct host_opts *o) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (a[0] != '-' || strcmp(a, "--") == 0) break;
+    const char *dir = NULL;
+    if (strcmp(a, "--lua-dir") == 0) {
+      if (i + 1 >= argc) break; /* bottle.cli reports the missing value */
+      dir = argv[++i];
+    } else if (strncmp(a, "--lua-dir=", 10) == 0) {
+      dir = a + 10;
+    }
+    if (dir) {
+      if (o->nlua_dirs >= HOST_MAX_LUA_DIRS) {
+        fprintf(stderr, "bottle: too many --lua-dir options (at most %d)\n", HOST_MAX_LUA_DIRS);
+        return -1;
+      }
+      o->lua_dirs[o->nlua_dirs++] = dir;
+    }
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  struct host_opts opts;
+  memset(&opts, 0, sizeof opts);
+  if (collect_lua_dirs(argc, argv, &opts) < 0) return 2;
+  lua_State *L = host_new(&opts);
+  if (!L) {
+    fprintf(stderr, "bottle: cannot create the Lua state (out of memory)\n");
+    return 1;
+  }
+  int code = host_main(L, argc, argv);
+  host_close(L);
+  return code;
+}
