@@ -288,8 +288,9 @@ static int l_locate(lua_State *L) {
   luaL_Buffer tried;
   luaL_buffinit(L, &tried);
   if (locate(mod, path, sizeof path, &builtin, &kind, &tried) < 0) {
-    lua_pushnil(L);
     luaL_pushresult(&tried);
+    lua_pushnil(L);
+    lua_insert(L, -2);
     return 2;
   }
   luaL_pushresult(&tried);
