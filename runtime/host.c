@@ -429,6 +429,8 @@ static const luaL_Reg preloads[] = {
     {"rt.fs", luaopen_rt_fs},
     {"rt.log", luaopen_rt_log},
     {"rt.time", luaopen_rt_time},
+    {"rt.ca", luaopen_rt_ca},
+    {"rt.net", luaopen_rt_net},
 #ifdef HAVE_LUA_CJSON
     {"cjson", luaopen_cjson},
 #endif
