@@ -431,6 +431,8 @@ static const luaL_Reg preloads[] = {
     {"rt.log", luaopen_rt_log},
     {"rt.time", luaopen_rt_time},
     {"rt.term", luaopen_rt_term},
+    {"rt.ca", luaopen_rt_ca},
+    {"rt.net", luaopen_rt_net},
 #ifdef HAVE_LUA_CJSON
     {"cjson", luaopen_cjson},
 #endif
