@@ -11,31 +11,8 @@
 #include <lauxlib.h>
 
 #include "bindings.h"
+#include "l_util.h"
 #include "ca.h"
-
-/* Rejects keys of an options table that are not in `allowed` (NULL-ended),
- * naming the key and the accepted set. */
-static void check_fields(lua_State *L, int idx, const char *fname, const char *const *allowed) {
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    const char *key = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    int ok = 0;
-    for (const char *const *a = allowed; key && *a; a++)
-      if (strcmp(*a, key) == 0) ok = 1;
-    if (!ok) {
-      luaL_Buffer b;
-      luaL_buffinit(L, &b);
-      for (const char *const *a = allowed; *a; a++) {
-        if (a != allowed) luaL_addstring(&b, ", ");
-        luaL_addstring(&b, *a);
-      }
-      luaL_pushresult(&b);
-      luaL_error(L, "%s: unknown option '%s' (expected one of: %s)", fname,
-                 key ? key : luaL_typename(L, -2), lua_tostring(L, -1));
-    }
-  }
-}
 
 /* Field `name` of the options table at idx as a string; NULL when absent
  * and optional. The string stays referenced by the table. */
@@ -60,7 +37,7 @@ static const char *const mint_fields[] = {"dir", "name", "common_name", "days", 
 
 static int l_mint(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  check_fields(L, 1, "ca.mint", mint_fields);
+  lutil_check_fields(L, 1, "ca.mint", mint_fields);
   struct ca_mint_spec spec;
   memset(&spec, 0, sizeof spec);
   spec.dir = string_field(L, 1, "ca.mint", "dir", 1);
@@ -105,7 +82,7 @@ static const char *const bundle_fields[] = {"out", "extra", "mode", NULL};
 
 static int l_bundle(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  check_fields(L, 1, "ca.bundle", bundle_fields);
+  lutil_check_fields(L, 1, "ca.bundle", bundle_fields);
   const char *out = string_field(L, 1, "ca.bundle", "out", 1);
 
   lua_Integer mode = 0644;
