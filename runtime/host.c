@@ -430,6 +430,7 @@ static const luaL_Reg preloads[] = {
     {"rt.fs", luaopen_rt_fs},
     {"rt.log", luaopen_rt_log},
     {"rt.time", luaopen_rt_time},
+    {"rt.yaml", luaopen_rt_yaml},
 #ifdef HAVE_LUA_CJSON
     {"cjson", luaopen_cjson},
 #endif
