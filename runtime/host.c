@@ -433,6 +433,7 @@ static const luaL_Reg preloads[] = {
     {"rt.term", luaopen_rt_term},
     {"rt.ca", luaopen_rt_ca},
     {"rt.net", luaopen_rt_net},
+    {"rt.yaml", luaopen_rt_yaml},
 #ifdef HAVE_LUA_CJSON
     {"cjson", luaopen_cjson},
 #endif
