@@ -62,7 +62,7 @@ $(BUILD)/embed-gen: tools/embed.c
 	cc -std=c11 -O1 -Wall -Wextra -o $@ $<
 
 $(BUILD)/embed.c: $(BUILD)/embed-gen $(LUA_SRC)
-	$(BUILD)/embed-gen $@ $(LUA_SRC)
+	@echo "  EMBED   $@"; $(BUILD)/embed-gen $@ $(LUA_SRC)
 
 $(BUILD)/obj/embed.o: $(BUILD)/embed.c
 	@mkdir -p $(dir $@)

@@ -279,7 +279,17 @@ static int l_random_hex(lua_State *L) {
   return 1;
 }
 
+/* rename(from, to): atomic within one file system. */
+static int l_rename(lua_State *L) {
+  const char *from = luaL_checkstring(L, 1);
+  const char *to = luaL_checkstring(L, 2);
+  if (rename(from, to) < 0) return fail(L, "rename", from);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg fs_funcs[] = {
+    {"rename", l_rename},
     {"random_hex", l_random_hex},
     {"mkdir_p", l_mkdir_p},
     {"write", l_write},

@@ -16,6 +16,7 @@ M.IN = {
   egress_upstream_ca = "/etc/bottle/egress/upstream-ca.pem",
   git_gate_dir = "/etc/bottle/git-gate",
   supervise_queue = "/var/lib/bottle/supervise",
+  upstream_ca = "/etc/bottle/upstream-ca.pem",
 }
 
 -- ---- subnets ---------------------------------------------------------------
@@ -146,6 +147,12 @@ function M.spec(plan)
   mount(st.pipelock_yaml, M.IN.pipelock_yaml)
   mount(st.pipelock_ca_cert, M.IN.pipelock_ca_cert)
   mount(st.pipelock_ca_key, M.IN.pipelock_ca_key)
+
+  if #(plan.extra_cas or {}) > 0 then
+    -- System roots plus BOTTLE_EXTRA_CA, for every daemon's upstream TLS.
+    add_env(env, "SSL_CERT_FILE", M.IN.upstream_ca)
+    mount(st.upstream_ca, M.IN.upstream_ca)
+  end
 
   mount(st.egress_routes, M.IN.egress_routes)
   if #plan.routes > 0 then

@@ -56,6 +56,7 @@ local function state_paths(root)
     egress_upstream_ca = root .. "/egress/upstream-ca.pem",
     git_gate_dir = root .. "/git-gate",
     supervise_queue = root .. "/supervise",
+    upstream_ca = root .. "/pipelock/upstream-ca.pem",
   }
 end
 
@@ -119,6 +120,22 @@ local function egress_table(routes, hop_list)
         out[#out + 1] = { host = h, matches = {}, passthrough = true }
       end
     end
+  end
+  return out
+end
+
+-- BOTTLE_EXTRA_CA: colon-separated PEM files of further CAs the bundle
+-- trusts for upstream connections (a TLS-inspecting corporate proxy, a
+-- self-hosted git server).
+local function extra_cas(env)
+  local out = {}
+  for path in (env.BOTTLE_EXTRA_CA or ""):gmatch("[^:]+") do
+    path = paths.expand(env, path)
+    local st = fs.stat(path)
+    if not st or st.type ~= "file" then
+      errors.raise(string.format("BOTTLE_EXTRA_CA: %s is not a file", path))
+    end
+    out[#out + 1] = path
   end
   return out
 end
@@ -202,8 +219,10 @@ local function guest_env(plan, env_entries)
       break
     end
   end
+  -- The bottle's own entries are shared, not copied: a `?` value asked
+  -- after planning shows up here too.
   for _, e in ipairs(env_entries) do
-    add(e.name, e.value, { secret = e.secret, kind = e.kind, entry = e })
+    list[#list + 1] = e
   end
   return list
 end
@@ -277,6 +296,7 @@ function M.build(ctx, backend)
     agent = env.BOTTLE_AGENT_IMAGE or (settings.images or {}).agent or defaults.IMAGES.agent,
     sidecars = env.BOTTLE_SIDECAR_IMAGE or (settings.images or {}).sidecars or defaults.IMAGES.sidecars,
   }
+  plan.extra_cas = extra_cas(env)
   plan.host_env_value = function(name)
     return env[name]
   end
