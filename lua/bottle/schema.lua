@@ -17,20 +17,26 @@ local M = {}
 -- line: see M.fail_at.
 local origins = setmetatable({}, { __mode = "k" })
 
+-- Edit distance counting a swap of two neighbours as one edit ("hots" is
+-- one typo away from "host").
 local function edit_distance(a, b)
-  local prev = {}
+  local d = {}
+  for i = 0, #a do
+    d[i] = { [0] = i }
+  end
   for j = 0, #b do
-    prev[j] = j
+    d[0][j] = j
   end
   for i = 1, #a do
-    local cur = { [0] = i }
     for j = 1, #b do
       local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+      d[i][j] = math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+      if i > 1 and j > 1 and a:sub(i, i) == b:sub(j - 1, j - 1) and a:sub(i - 1, i - 1) == b:sub(j, j) then
+        d[i][j] = math.min(d[i][j], d[i - 2][j - 2] + 1)
+      end
     end
-    prev = cur
   end
-  return prev[#b]
+  return d[#a][#b]
 end
 
 --- The closest of `choices` to `word`, when close enough to be a typo.
