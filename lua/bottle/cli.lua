@@ -287,6 +287,22 @@ local function apply_globals(g)
   end
 end
 
+--- Parses `recipe run` words (as after `bottle recipe run`): returns opts,
+--- positionals and the words after `--`, or nil and a usage message. The
+--- scenario runner uses it so scenarios can give real command lines.
+---@param argv string[]
+function M.parse_run_args(argv)
+  local g, words, rest = parse(argv)
+  if not g then
+    return nil, words
+  end
+  local opts, pos = parse_options("recipe run", commands["recipe run"], words)
+  if not opts then
+    return nil, pos
+  end
+  return opts, pos, rest
+end
+
 --- Entry point called by the C host with argv (without argv[0]).
 ---@param argv string[]
 ---@return integer exit code
