@@ -11,5 +11,6 @@ int luaopen_rt_defer(lua_State *L);
 int luaopen_rt_fs(lua_State *L);
 int luaopen_rt_log(lua_State *L);
 int luaopen_rt_time(lua_State *L);
+int luaopen_rt_docker(lua_State *L);
 
 #endif

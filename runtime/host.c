@@ -429,6 +429,7 @@ static const luaL_Reg preloads[] = {
     {"rt.fs", luaopen_rt_fs},
     {"rt.log", luaopen_rt_log},
     {"rt.time", luaopen_rt_time},
+    {"rt.docker", luaopen_rt_docker},
 #ifdef HAVE_LUA_CJSON
     {"cjson", luaopen_cjson},
 #endif

@@ -949,6 +949,29 @@ static void test_list(void) {
   drop_container(id);
 }
 
+/* The rt.docker binding, driven by tests/c/docker-lua/lua/bottle/cli.lua inside
+ * the real binary (which then stands in for bottle.cli). */
+static void test_lua_binding(void) {
+  need_image();
+  const char *build = getenv("BUILD");
+  char bottle[300];
+  snprintf(bottle, sizeof bottle, "%s/bottle", build && *build ? build : "build");
+  if (access(bottle, X_OK) != 0) SKIP("%s is not built", bottle);
+  if (access("tests/c/docker-lua/lua/bottle/cli.lua", R_OK) != 0) SKIP("run from the source tree (tests/run does)");
+  const char *argv[] = {bottle, "--lua-dir", "tests/c/docker-lua", image_ref, run_id, NULL};
+  struct proc_result r;
+  struct proc_spec s = {.argv = argv, .timeout_ms = 180000};
+  proc_run(&s, &r);
+  CHECK(r.status == PROC_EXITED && r.code == 0, "status %d code %d", (int)r.status, r.code);
+  CHECK(contains(r.out, "lua binding: 0 failed"), "no summary line");
+  if (tap_cur_failed) {
+    for (char *line = strtok(r.out, "\n"); line; line = strtok(NULL, "\n"))
+      if (strncmp(line, "ok - ", 5) != 0) printf("#   %s\n", line);
+    for (char *line = strtok(r.err, "\n"); line; line = strtok(NULL, "\n")) printf("#   stderr: %s\n", line);
+  }
+  proc_result_free(&r);
+}
+
 int main(void) {
   srand((unsigned)time(NULL) ^ (unsigned)getpid());
   random_hex(run_id, 8);
@@ -983,6 +1006,7 @@ int main(void) {
   RUN(test_networks_at_create);
   RUN(test_binds_and_options);
   RUN(test_list);
+  RUN(test_lua_binding);
 
   sweep();
   docker_free(D);
