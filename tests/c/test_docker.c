@@ -173,12 +173,22 @@ static char *read_file(const char *path, size_t *len) {
   size_t cap = 4096, n = 0;
   char *b = malloc(cap + 1);
   for (;;) {
-    if (n == cap) b = realloc(b, (cap *= 2) + 1);
+    if (!b) break;
+    if (n == cap) {
+      char *nb = realloc(b, (cap *= 2) + 1);
+      if (!nb) {
+        free(b);
+        b = NULL;
+        break;
+      }
+      b = nb;
+    }
     ssize_t r = read(fd, b + n, cap - n);
     if (r <= 0) break;
     n += (size_t)r;
   }
   close(fd);
+  if (!b) return NULL;
   b[n] = '\0';
   if (len) *len = n;
   return b;

@@ -51,10 +51,10 @@ function M.main(args)
 
   -- Networks.
   local net = name("net")
-  local id, msg, code
+  local id, msg
   for _ = 1, 12 do
     local x = math.random(0, 255)
-    id, msg, code = docker.network_create({
+    id, msg = docker.network_create({
       name = net, subnet = ("10.231.%d.0/24"):format(x), gateway = ("10.231.%d.1"):format(x), labels = labels,
     })
     if id or not tostring(msg):find("overlap") then break end
@@ -62,7 +62,7 @@ function M.main(args)
   check("network_create", type(id) == "string", msg)
   local again = docker.network_create({ name = net, labels = labels })
   check("network_create again is the same network", again == id, again)
-  local none
+  local none, code
   none, msg, code = docker.network_create({ name = net, labels = { ["io.bottle.test"] = "other" } })
   check("network_create conflict", none == nil and code == 409 and msg:find("^network create: .*already exists"), msg)
   local list = docker.network_list({ labels = labels })
@@ -97,13 +97,17 @@ function M.main(args)
   check("second network joined", info.NetworkSettings.Networks[net] ~= nil)
   local found = false
   for _, c in ipairs(docker.container_list({ labels = labels })) do
-    found = found or (c.id == cid and c.names[1] == cname and c.state == "running" and c.labels["io.bottle.test"] == run_id)
+    found = found or (c.id == cid and c.names[1] == cname and c.state == "running"
+      and c.labels["io.bottle.test"] == run_id)
   end
   check("container_list", found)
 
   local r
-  r, msg = docker.exec(cid, { cmd = { "sh", "-c", "cat; echo \"$X\" >&2; exit 5" }, stdin = "piped\n", env = { X = "from-env" } })
-  check("exec", r and r.code == 5 and r.stdout == "piped\n" and r.stderr == "from-env\n", msg or (r and r.stdout))
+  r, msg = docker.exec(cid, {
+    cmd = { "sh", "-c", "cat; echo \"$X\" >&2; exit 5" }, stdin = "piped\n", env = { X = "from-env" },
+  })
+  check("exec", r and r.code == 5 and r.stdout == "piped\n" and r.stderr == "from-env\n",
+    msg or (r and r.stdout))
   r = docker.exec(cid, { cmd = { "pwd" }, workdir = "/www", user = "65534" })
   check("exec workdir", r and r.stdout == "/www\n" and r.code == 0)
   local out, errs
@@ -131,14 +135,16 @@ function M.main(args)
   check("container_remove", docker.container_remove(cid, { force = true, volumes = true }) == true)
   check("container_remove missing", docker.container_remove(cid) == true)
   none, msg, code = docker.container_inspect(cid)
-  check("container_inspect missing", none == nil and code == 404 and msg:find("^container inspect: No such container"), msg)
+  check("container_inspect missing",
+    none == nil and code == 404 and msg:find("^container inspect: No such container"), msg)
 
-  none, msg, code = docker.container_create({ name = cname .. "-dup", image = image, labels = labels })
+  none, msg = docker.container_create({ name = cname .. "-dup", image = image, labels = labels })
   check("create for conflict", type(none) == "string", msg)
   local dup
   dup, msg, code = docker.container_create({ name = cname .. "-dup", image = image, labels = labels })
   check("conflict is the engine's message", dup == nil and code == 409
-    and msg:find('^container create: Conflict%. The container name "/' .. cname:gsub("%-", "%%-") .. '%-dup" is already in use'), msg)
+    and msg:find('^container create: Conflict%. The container name "/' .. cname:gsub("%-", "%%-")
+      .. '%-dup" is already in use'), msg)
   docker.container_remove(cname .. "-dup", { force = true })
 
   check("network_remove", docker.network_remove(net) == true)
