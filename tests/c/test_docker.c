@@ -50,7 +50,7 @@ static void random_hex(char *out, size_t nbytes) {
     for (size_t i = 0; i < nbytes; i++) b[i] = (unsigned char)(rand() ^ getpid() ^ time(NULL));
   }
   if (f) fclose(f);
-  for (size_t i = 0; i < nbytes; i++) sprintf(out + 2 * i, "%02x", b[i]);
+  for (size_t i = 0; i < nbytes; i++) snprintf(out + 2 * i, 3, "%02x", b[i]);
 }
 
 static unsigned random_byte(void) {
