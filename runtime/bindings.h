@@ -15,5 +15,6 @@ int luaopen_rt_term(lua_State *L);
 int luaopen_rt_ca(lua_State *L);
 int luaopen_rt_net(lua_State *L);
 int luaopen_rt_yaml(lua_State *L);
+int luaopen_rt_docker(lua_State *L);
 
 #endif

@@ -459,6 +459,7 @@ static const luaL_Reg preloads[] = {
     {"rt.ca", luaopen_rt_ca},
     {"rt.net", luaopen_rt_net},
     {"rt.yaml", luaopen_rt_yaml},
+    {"rt.docker", luaopen_rt_docker},
 #ifdef HAVE_LUA_CJSON
     {"cjson", luaopen_cjson},
 #endif
