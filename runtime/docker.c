@@ -281,6 +281,7 @@ struct request {
   const char *path;   /* after the version prefix, query included */
   const cJSON *json;  /* body, or NULL */
   FILE *upload;       /* streamed body instead of json */
+  FILE *download;     /* the answer's body goes here instead of resp */
   long long upload_len;
   long timeout_ms; /* 0: default; < 0: none */
   int unversioned;
@@ -296,6 +297,10 @@ static size_t on_upload(char *p, size_t size, size_t n, void *ud) {
   size_t got = fread(p, 1, size * n, (FILE *)ud);
   if (got == 0 && ferror((FILE *)ud)) return CURL_READFUNC_ABORT;
   return got;
+}
+
+static size_t on_download(char *p, size_t size, size_t n, void *ud) {
+  return fwrite(p, size, n, (FILE *)ud) * size;
 }
 
 static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t e) {
@@ -354,8 +359,13 @@ static long send_req(struct docker *d, const struct request *rq, struct buf *res
   curl_easy_setopt(h, CURLOPT_URL, url.p);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, d->curl_err);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
+  if (rq->download) {
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_download);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, rq->download);
+  } else {
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
+  }
   curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(h, CURLOPT_XFERINFODATA, d);
@@ -408,7 +418,7 @@ static long send_req(struct docker *d, const struct request *rq, struct buf *res
   buf_free(&url);
 
   if (rc != CURLE_OK) {
-    if (rc == CURLE_WRITE_ERROR && resp->oom) return oom(d, rq->op);
+    if (rc == CURLE_WRITE_ERROR && resp && resp->oom) return oom(d, rq->op);
     return transport_fail(d, rq, rc, timeout_ms);
   }
   long status = 0;
@@ -1502,6 +1512,51 @@ char *docker_image_import(struct docker *d, const char *tar_path, const char *re
   buf_free(&resp);
   if (!id) fail(d, 200, "%s: the Docker engine's reply has no image id", op);
   return id;
+}
+
+int docker_image_save(struct docker *d, const char *ref, const char *out_path) {
+  static const char op[] = "image save";
+  begin(d);
+  int fd = open(out_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return fail(d, 0, "%s: cannot create %s: %s", op, out_path, strerror(errno));
+  FILE *f = fdopen(fd, "w+b");
+  if (!f) {
+    close(fd);
+    unlink(out_path);
+    return oom(d, op);
+  }
+  char *path = make_path("/images/", ref, IMAGE_KEEP, "/get");
+  if (!path) {
+    fclose(f);
+    unlink(out_path);
+    return oom(d, op);
+  }
+  struct request rq = {.op = op, .method = "GET", .path = path, .download = f, .timeout_ms = 600000};
+  long status = send_req(d, &rq, NULL);
+  free(path);
+  int write_failed = fflush(f) != 0 || ferror(f);
+  if (status == 200 && !write_failed) {
+    if (fclose(f) != 0) {
+      unlink(out_path);
+      return fail(d, 0, "%s: cannot write %s: %s", op, out_path, strerror(errno));
+    }
+    return 0;
+  }
+  if (status > 0 && status != 200) {
+    /* The error body went to the file: read it back for the message. */
+    struct buf body = {0};
+    char chunk[4096];
+    size_t got;
+    rewind(f);
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0 && body.len < 65536) buf_addn(&body, chunk, got);
+    engine_fail(d, op, status, &body);
+    buf_free(&body);
+  } else if (status == 200) {
+    fail(d, 0, "%s: cannot write %s", op, out_path);
+  }
+  fclose(f);
+  unlink(out_path);
+  return -1;
 }
 
 int docker_image_remove(struct docker *d, const char *ref, int force) {

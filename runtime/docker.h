@@ -160,5 +160,8 @@ cJSON *docker_image_inspect(struct docker *d, const char *ref);
 char *docker_image_import(struct docker *d, const char *tar_path, const char *repo, const char *tag,
                           const char *const *changes);
 int docker_image_remove(struct docker *d, const char *ref, int force); /* missing: success */
+/* Writes `docker save` of ref (a tar) to out_path (created 0600, must not
+ * exist); removed again on failure. */
+int docker_image_save(struct docker *d, const char *ref, const char *out_path);
 
 #endif

@@ -552,7 +552,16 @@ static int l_image_remove(lua_State *L) {
   return ok_result(L, d, docker_image_remove(d, ref, force));
 }
 
+/* image_save(ref, path) -> true: `docker save` of ref into a new file. */
+static int l_image_save(lua_State *L) {
+  const char *ref = luaL_checkstring(L, 1);
+  const char *path = luaL_checkstring(L, 2);
+  struct docker *d = conn(L);
+  return ok_result(L, d, docker_image_save(d, ref, path));
+}
+
 static const luaL_Reg docker_funcs[] = {
+    {"image_save", l_image_save},
     {"ping", l_ping},
     {"version", l_version},
     {"reset", l_reset},
