@@ -18,7 +18,6 @@ import socketserver
 import ssl
 import subprocess
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import harness as h
