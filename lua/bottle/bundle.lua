@@ -187,7 +187,9 @@ function M.spec(plan)
     image = plan.images.sidecars,
     network = "bottle-network-" .. plan.slug,
     daemons = daemons,
-    publish = M.publish(plan, daemons),
+    -- Only the smolmachines VM reaches the bundle through host ports; the
+    -- docker recipe's agent shares a network with it instead.
+    publish = plan.backend == "smolmachines" and M.publish(plan, daemons) or {},
     env = env,
     volumes = volumes,
     labels = {

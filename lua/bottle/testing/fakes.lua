@@ -98,7 +98,11 @@ local function docker_text(op, args, rec)
   if type(a) == "string" and rec.containers[a] then
     a = rec.containers[a].name
   end
-  return "docker " .. op .. (a and a ~= "" and (" " .. tostring(a)) or "")
+  local text = "docker " .. op .. (a and a ~= "" and (" " .. tostring(a)) or "")
+  if op == "exec" and type(args[2]) == "table" and args[2].cmd then
+    text = text .. ": " .. table.concat(args[2].cmd, " ")
+  end
+  return text
 end
 
 local ENGINE_ERRORS = {

@@ -120,7 +120,8 @@ function Result:removed_all()
 end
 
 --- No secret value appears in any recorded argv or engine request, except
---- env values in a container-create body (how tokens reach the bundle).
+--- the env of a container-create or exec request body (how values reach the
+--- bundle and the agent container without a command line).
 function Result:no_secret(values)
   values = values or self.secrets
   local function scan(v, where)
@@ -143,11 +144,13 @@ function Result:no_secret(values)
     end
     if c.args then
       local args = c.args
-      if c.op == "container_create" and type(args[1]) == "table" then
-        args = {}
-        for k, v in pairs(c.args[1]) do
+      local body = (c.op == "container_create" and 1) or (c.op == "exec" and 2) or nil
+      if body and type(args[body]) == "table" then
+        args = { table.unpack(c.args) }
+        args[body] = {}
+        for k, v in pairs(c.args[body]) do
           if k ~= "env" then
-            args[k] = v
+            args[body][k] = v
           end
         end
       end
