@@ -95,9 +95,9 @@ def _check_keys(node, allowed, where, path):
         raise ConfigError(f"parsing config {path}: line {_line(node)}: {where} must be a mapping")
     for key, _ in node.value:
         if key.value not in allowed:
+            known = f" (known: {', '.join(sorted(allowed))})" if len(allowed) <= 10 else ""
             raise ConfigError(
-                f"parsing config {path}: line {_line(key)}: field {key.value} not found in {where}"
-                f" (known: {', '.join(sorted(allowed))})")
+                f"parsing config {path}: line {_line(key)}: field {key.value} not found in {where}{known}")
 
 
 def _want(value, kind, name, path):
