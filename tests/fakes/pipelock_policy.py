@@ -18,8 +18,9 @@ pipelock's docs/configuration.md and its config loader:
   configured CA (the wrapper assembles mitmproxy's confdir), except for
   `passthrough_domains`, which are spliced; without it tunnels are spliced;
 - DLP: URLs are always scanned (pipelock scans every URL); request bodies
-  and sensitive headers only when `request_body_scanning.enabled` and its
-  `action: block`. Patterns: the built-in `Anthropic API Key` and
+  and headers (`scan_headers`, `header_mode` sensitive with
+  `sensitive_headers`, or all but `ignore_headers`) only when
+  `request_body_scanning.enabled` and its `action: block`. Patterns: the built-in `Anthropic API Key` and
   `AWS Access ID` (pipelock ships 48; these two are what the tests and
   bottle's defaults need), merged by name with `dlp.patterns`, honouring
   `include_defaults` and per-pattern `exempt_domains`.
@@ -180,6 +181,9 @@ def load_config(path):
     rbs_action = _want(rbs.get("action"), str, "request_body_scanning.action", path) or "warn"
     if rbs_action not in ("warn", "block"):
         raise ConfigError(f'invalid request_body_scanning.action "{rbs_action}": must be warn or block')
+    header_mode = _want(rbs.get("header_mode"), str, "request_body_scanning.header_mode", path) or "sensitive"
+    if header_mode not in ("sensitive", "all"):
+        raise ConfigError(f'invalid request_body_scanning.header_mode "{header_mode}": must be sensitive or all')
 
     patterns = {}
     if _want(dlp.get("include_defaults"), bool, "dlp.include_defaults", path) is not False:
@@ -227,9 +231,12 @@ def load_config(path):
         # pipelock: an omitted scan_headers is Go's zero value, false.
         "scan_headers": _want(rbs.get("scan_headers"), bool,
                               "request_body_scanning.scan_headers", path) is True,
+        "header_mode": header_mode,
         "sensitive_headers": _want(rbs.get("sensitive_headers"), list,
                                    "request_body_scanning.sensitive_headers", path)
         or list(DEFAULT_SENSITIVE_HEADERS),
+        "ignore_headers": [h.lower() for h in (_want(rbs.get("ignore_headers"), list,
+                                                      "request_body_scanning.ignore_headers", path) or [])],
     }
 
 
@@ -343,7 +350,11 @@ class PipelockPolicy:
             self._block(flow, 403, f"request body contains secret: {hit[0]}")
             return
         if cfg["scan_headers"]:
-            for name in cfg["sensitive_headers"]:
+            if cfg["header_mode"] == "all":
+                names = [n for n in flow.request.headers.keys() if n.lower() not in cfg["ignore_headers"]]
+            else:
+                names = cfg["sensitive_headers"]
+            for name in names:
                 for value in flow.request.headers.get_all(name):
                     if dlp_match(cfg, value, host):
                         self._block(flow, 403, "request header contains secret")
