@@ -35,7 +35,10 @@ LDLIBS   += $(PKG_LIBS) $(LUA_CJSON) -lpthread -lm
 # host. They go into a static library the C unit tests link against.
 CORE_SRC := $(filter-out runtime/l_%.c runtime/main.c runtime/host.c, $(wildcard runtime/*.c))
 BIND_SRC := $(wildcard runtime/l_*.c) runtime/host.c runtime/main.c
-LUA_SRC  := $(shell find lua recipes -name '*.lua' 2>/dev/null | LC_ALL=C sort)
+# Embedded into the binary: the Lua modules and recipes, and the git-gate
+# scripts bottle renders into each launch's state dir.
+LUA_SRC  := $(shell find lua recipes -name '*.lua' 2>/dev/null | LC_ALL=C sort) \
+            $(shell find images/git-gate -type f 2>/dev/null | LC_ALL=C sort)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 BIND_OBJ := $(BIND_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/embed.o
 CTEST_SRC := $(wildcard tests/c/test_*.c)
@@ -59,7 +62,7 @@ $(BUILD)/embed-gen: tools/embed.c
 	cc -std=c11 -O1 -Wall -Wextra -o $@ $<
 
 $(BUILD)/embed.c: $(BUILD)/embed-gen $(LUA_SRC)
-	$(BUILD)/embed-gen $@ $(LUA_SRC)
+	@echo "  EMBED   $@"; $(BUILD)/embed-gen $@ $(LUA_SRC)
 
 $(BUILD)/obj/embed.o: $(BUILD)/embed.c
 	@mkdir -p $(dir $@)

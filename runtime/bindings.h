@@ -11,5 +11,10 @@ int luaopen_rt_defer(lua_State *L);
 int luaopen_rt_fs(lua_State *L);
 int luaopen_rt_log(lua_State *L);
 int luaopen_rt_time(lua_State *L);
+int luaopen_rt_term(lua_State *L);
+int luaopen_rt_ca(lua_State *L);
+int luaopen_rt_net(lua_State *L);
+int luaopen_rt_yaml(lua_State *L);
+int luaopen_rt_docker(lua_State *L);
 
 #endif

@@ -288,8 +288,9 @@ static int l_locate(lua_State *L) {
   luaL_Buffer tried;
   luaL_buffinit(L, &tried);
   if (locate(mod, path, sizeof path, &builtin, &kind, &tried) < 0) {
-    lua_pushnil(L);
     luaL_pushresult(&tried);
+    lua_pushnil(L);
+    lua_insert(L, -2);
     return 2;
   }
   luaL_pushresult(&tried);
@@ -377,6 +378,29 @@ static int l_raise(lua_State *L) {
   return 0;
 }
 
+/* push_root(dir): searches dir first from now on (the scenario runner gives
+ * each scenario its own user files); pop_root() undoes the last push. */
+static int l_push_root(lua_State *L) {
+  const char *dir = luaL_checkstring(L, 1);
+  if (nroots >= MAX_ROOTS) return luaL_error(L, "too many module roots");
+  memmove(&roots[1], &roots[0], sizeof roots[0] * (size_t)nroots);
+  char *d = strdup(dir);
+  if (!d) return luaL_error(L, "out of memory");
+  roots[0].dir = d;
+  roots[0].kind = "lua-dir";
+  nroots++;
+  return 0;
+}
+
+static int l_pop_root(lua_State *L) {
+  (void)L;
+  if (nroots == 0) return 0;
+  free(roots[0].dir);
+  memmove(&roots[0], &roots[1], sizeof roots[0] * (size_t)(nroots - 1));
+  nroots--;
+  return 0;
+}
+
 /* mask(delta): cleanup code runs with interrupts masked. */
 static int l_mask(lua_State *L) {
   host_mask_interrupts((int)luaL_checkinteger(L, 1));
@@ -399,6 +423,8 @@ static const luaL_Reg host_funcs[] = {
     {"reset_signal", l_reset_signal},
     {"raise", l_raise},
     {"mask", l_mask},
+    {"push_root", l_push_root},
+    {"pop_root", l_pop_root},
     {"check_interrupt", l_check_interrupt},
     {NULL, NULL},
 };
@@ -429,6 +455,11 @@ static const luaL_Reg preloads[] = {
     {"rt.fs", luaopen_rt_fs},
     {"rt.log", luaopen_rt_log},
     {"rt.time", luaopen_rt_time},
+    {"rt.term", luaopen_rt_term},
+    {"rt.ca", luaopen_rt_ca},
+    {"rt.net", luaopen_rt_net},
+    {"rt.yaml", luaopen_rt_yaml},
+    {"rt.docker", luaopen_rt_docker},
 #ifdef HAVE_LUA_CJSON
     {"cjson", luaopen_cjson},
 #endif

@@ -262,7 +262,35 @@ static int l_realpath(lua_State *L) {
   return 1;
 }
 
+/* random_hex(nbytes) -> 2*nbytes lowercase hex chars from /dev/urandom
+ * (slugs, temp names; not key material: rt.ca uses OpenSSL's RNG). */
+static int l_random_hex(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  if (n < 1 || n > 64) return luaL_argerror(L, 1, "expected 1..64 bytes");
+  unsigned char bytes[64];
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(L, "open", "/dev/urandom");
+  ssize_t got = read(fd, bytes, (size_t)n);
+  close(fd);
+  if (got != n) return fail(L, "read", "/dev/urandom");
+  char hex[129];
+  for (lua_Integer i = 0; i < n; i++) snprintf(hex + 2 * i, 3, "%02x", bytes[i]);
+  lua_pushlstring(L, hex, (size_t)(2 * n));
+  return 1;
+}
+
+/* rename(from, to): atomic within one file system. */
+static int l_rename(lua_State *L) {
+  const char *from = luaL_checkstring(L, 1);
+  const char *to = luaL_checkstring(L, 2);
+  if (rename(from, to) < 0) return fail(L, "rename", from);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg fs_funcs[] = {
+    {"rename", l_rename},
+    {"random_hex", l_random_hex},
     {"mkdir_p", l_mkdir_p},
     {"write", l_write},
     {"read", l_read},

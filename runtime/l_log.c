@@ -4,6 +4,7 @@
  *   rt.log.set_level(level) / rt.log.level()
  *   rt.log.set_color(bool) / rt.log.color() / rt.log.is_tty()
  *   rt.log.step_begin(text) / rt.log.step_end([final_line]) */
+#include <stdlib.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -56,7 +57,21 @@ static int l_step_end(lua_State *L) {
   return 0;
 }
 
+/* capture(true) starts capturing; capture(false) stops and returns the text. */
+static int l_capture(lua_State *L) {
+  if (lua_toboolean(L, 1)) {
+    log_capture_begin();
+    return 0;
+  }
+  size_t len;
+  char *text = log_capture_end(&len);
+  lua_pushlstring(L, text ? text : "", text ? len : 0);
+  free(text);
+  return 1;
+}
+
 static const luaL_Reg log_funcs[] = {
+    {"capture", l_capture},
     {"write", l_write},
     {"set_level", l_set_level},
     {"level", l_level},

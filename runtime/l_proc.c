@@ -18,36 +18,13 @@
 #include <lauxlib.h>
 
 #include "bindings.h"
+#include "l_util.h"
 #include "host.h"
 #include "log.h"
 #include "proc.h"
 #include "secret.h"
 
 extern char **environ;
-
-/* Rejects keys of an options table that are not in `allowed` (NULL-ended),
- * naming the key and the accepted set. */
-static void check_fields(lua_State *L, int idx, const char *fname, const char *const *allowed) {
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    const char *key = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    int ok = 0;
-    for (const char *const *a = allowed; key && *a; a++)
-      if (strcmp(*a, key) == 0) ok = 1;
-    if (!ok) {
-      luaL_Buffer b;
-      luaL_buffinit(L, &b);
-      for (const char *const *a = allowed; *a; a++) {
-        if (a != allowed) luaL_addstring(&b, ", ");
-        luaL_addstring(&b, *a);
-      }
-      luaL_pushresult(&b);
-      luaL_error(L, "%s: unknown option '%s' (expected one of: %s)", fname,
-                 key ? key : luaL_typename(L, -2), lua_tostring(L, -1));
-    }
-  }
-}
 
 /* A string array on the Lua stack's memory: the strings stay referenced by
  * the table at `idx`, so only the pointer array is allocated. */
@@ -142,7 +119,7 @@ static const char *const run_fields[] = {"argv", "env", "stdin", "timeout_ms", "
 
 static int l_run(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  check_fields(L, 1, "proc.run", run_fields);
+  lutil_check_fields(L, 1, "proc.run", run_fields);
   struct proc_spec spec;
   memset(&spec, 0, sizeof spec);
 

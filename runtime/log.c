@@ -23,6 +23,39 @@ static int spinner_quit;
 static char step_text[512];
 static struct timespec step_started;
 
+static int capturing;
+static char *cap_buf;
+static size_t cap_len, cap_cap;
+
+static void cap_append(const char *s, size_t n) {
+  if (cap_len + n + 1 > cap_cap) {
+    size_t c = cap_cap ? cap_cap : 4096;
+    while (c < cap_len + n + 1) c *= 2;
+    char *b = realloc(cap_buf, c);
+    if (!b) return;
+    cap_buf = b;
+    cap_cap = c;
+  }
+  memcpy(cap_buf + cap_len, s, n);
+  cap_len += n;
+  cap_buf[cap_len] = '\0';
+}
+
+void log_capture_begin(void) {
+  capturing = 1;
+  cap_len = 0;
+  if (cap_buf) cap_buf[0] = '\0';
+}
+
+char *log_capture_end(size_t *len) {
+  capturing = 0;
+  char *out = cap_buf ? cap_buf : calloc(1, 1);
+  if (len) *len = cap_buf ? cap_len : 0;
+  cap_buf = NULL;
+  cap_len = cap_cap = 0;
+  return out;
+}
+
 void log_set_level(enum log_level level) { current_level = level; }
 enum log_level log_get_level(void) { return current_level; }
 int log_is_tty(void) { return isatty(STDERR_FILENO); }
@@ -92,6 +125,13 @@ void log_write(enum log_level level, const char *msg, size_t len) {
   case LOG_TRACE: prefix = "+ "; color = "\033[2m"; break;
   default: break;
   }
+  if (capturing) {
+    cap_append(prefix, strlen(prefix));
+    cap_append(red, rlen);
+    if (rlen == 0 || red[rlen - 1] != '\n') cap_append("\n", 1);
+    free(red);
+    return;
+  }
   int use_color = log_color() && *color;
   pthread_mutex_lock(&out_lock);
   if (step_active) write_all("\r\033[K", 4);
@@ -116,7 +156,7 @@ void log_printf(enum log_level level, const char *fmt, ...) {
 }
 
 void log_step_begin(const char *text) {
-  if (current_level < LOG_INFO || !log_is_tty()) return;
+  if (capturing || current_level < LOG_INFO || !log_is_tty()) return;
   size_t rlen;
   char *red = secret_redact(text, strlen(text), &rlen);
   if (!red) return;

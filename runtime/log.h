@@ -28,6 +28,12 @@ void log_printf(enum log_level level, const char *fmt, ...)
  * level is below INFO. log_step_end prints the final line. */
 void log_step_begin(const char *text);
 void log_step_end(const char *final_line);
+/* Capture mode (scenario tests): while on, log_write appends the redacted
+ * text to a buffer instead of writing it, and steps draw no spinner.
+ * log_capture_end returns the malloc'd text (caller frees) and turns it off. */
+void log_capture_begin(void);
+char *log_capture_end(size_t *len);
+
 /* Stops the animation thread (idempotent); called before exit. */
 void log_shutdown(void);
 

@@ -1,0 +1,212 @@
+--- The sidecar bundle's container spec and its network (SPEC §6, §7 step 2
+--- and 4). docs/bundle.md is the contract with what runs inside.
+local defaults = require("bottle.defaults")
+
+local M = {}
+
+M.ORDER = { "egress", "pipelock", "git-gate", "supervise" }
+
+-- Paths inside the bundle (docs/bundle.md).
+M.IN = {
+  pipelock_yaml = "/etc/pipelock.yaml",
+  pipelock_ca_cert = "/etc/pipelock/ca.pem",
+  pipelock_ca_key = "/etc/pipelock/ca-key.pem",
+  egress_routes = "/etc/bottle/egress/routes.json",
+  egress_ca = "/etc/bottle/egress/ca/mitmproxy-ca.pem",
+  egress_upstream_ca = "/etc/bottle/egress/upstream-ca.pem",
+  git_gate_dir = "/etc/bottle/git-gate",
+  supervise_queue = "/var/lib/bottle/supervise",
+  upstream_ca = "/etc/bottle/upstream-ca.pem",
+}
+
+-- ---- subnets ---------------------------------------------------------------
+
+local function ip_to_int(ip)
+  local a, b, c, d = ip:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  if not a then
+    return nil
+  end
+  a, b, c, d = tonumber(a), tonumber(b), tonumber(c), tonumber(d)
+  if a > 255 or b > 255 or c > 255 or d > 255 then
+    return nil
+  end
+  return ((a * 256 + b) * 256 + c) * 256 + d
+end
+
+local function int_to_ip(n)
+  return string.format("%d.%d.%d.%d", n >> 24 & 255, n >> 16 & 255, n >> 8 & 255, n & 255)
+end
+
+--- Parses "a.b.c.d/n" into first address and prefix length.
+---@return integer|nil base, integer|nil bits
+function M.parse_cidr(cidr)
+  local ip, bits = tostring(cidr):match("^([%d.]+)/(%d+)$")
+  local base = ip and ip_to_int(ip)
+  bits = tonumber(bits)
+  if not base or not bits or bits > 32 then
+    return nil
+  end
+  local mask = bits == 0 and 0 or ((0xffffffff << (32 - bits)) & 0xffffffff)
+  return base & mask, bits
+end
+
+local function overlaps(b1, n1, b2, n2)
+  local n = math.min(n1, n2)
+  local mask = n == 0 and 0 or ((0xffffffff << (32 - n)) & 0xffffffff)
+  return (b1 & mask) == (b2 & mask)
+end
+
+local function fnv1a(s)
+  local h = 2166136261
+  for i = 1, #s do
+    h = ((h ~ s:byte(i)) * 16777619) & 0xffffffff
+  end
+  return h
+end
+
+--- Picks a /24 from `pool` for `slug`: the slot chosen by a hash of the slug,
+--- then the next free one, skipping every subnet in `used` (CIDR strings of
+--- the engine's existing networks). Returns { subnet, gateway, ip } or nil,
+--- message when the pool is exhausted or malformed.
+---@param pool string e.g. "10.213.0.0/16"
+---@param slug string
+---@param used string[]
+function M.pick_subnet(pool, slug, used)
+  local base, bits = M.parse_cidr(pool)
+  if not base or bits > 24 then
+    return nil, string.format("subnet pool %s is not an IPv4 CIDR of /24 or larger", tostring(pool))
+  end
+  local taken = {}
+  for _, u in ipairs(used or {}) do
+    local ub, un = M.parse_cidr(u)
+    if ub then
+      taken[#taken + 1] = { ub, un }
+    end
+  end
+  local slots = 1 << (24 - bits)
+  local start = fnv1a(slug) % slots
+  for i = 0, slots - 1 do
+    local net = base + ((start + i) % slots) * 256
+    local free = true
+    for _, t in ipairs(taken) do
+      if overlaps(net, 24, t[1], t[2]) then
+        free = false
+        break
+      end
+    end
+    if free then
+      return { subnet = int_to_ip(net) .. "/24", gateway = int_to_ip(net + 1), ip = int_to_ip(net + 2) }
+    end
+  end
+  return nil, string.format("no free /24 left in the subnet pool %s", pool)
+end
+
+-- ---- the bundle ------------------------------------------------------------
+
+--- The daemons a plan runs, in canonical order.
+function M.daemons(plan)
+  local want = { egress = true, pipelock = true, ["git-gate"] = #plan.git_gate.repos > 0,
+    supervise = plan.supervise }
+  local out = {}
+  for _, d in ipairs(M.ORDER) do
+    if want[d] then
+      out[#out + 1] = d
+    end
+  end
+  return out
+end
+
+--- Container ports published on the host: the agent-facing hop, plus
+--- git-gate and supervise when they run.
+function M.publish(plan, daemons)
+  local out = { defaults.PORTS[plan.hops[1]] }
+  for _, d in ipairs(daemons) do
+    if d == "git-gate" or d == "supervise" then
+      out[#out + 1] = defaults.PORTS[d]
+    end
+  end
+  return out
+end
+
+local function add_env(list, name, value, secret)
+  list[#list + 1] = { name = name, value = value, secret = secret or false }
+end
+
+--- The bundle container spec. Secret values (token slots) are in
+--- spec.env[i].value with secret = true; only names ever leave in the plan.
+---@param plan table
+function M.spec(plan)
+  local st = plan.state
+  local daemons = M.daemons(plan)
+  local env, volumes = {}, {}
+  local function mount(host, container, ro)
+    volumes[#volumes + 1] = { host = host, container = container, ro = ro ~= false }
+  end
+  add_env(env, "BOTTLE_SIDECAR_DAEMONS", table.concat(daemons, ","))
+
+  mount(st.pipelock_yaml, M.IN.pipelock_yaml)
+  mount(st.pipelock_ca_cert, M.IN.pipelock_ca_cert)
+  mount(st.pipelock_ca_key, M.IN.pipelock_ca_key)
+
+  if #(plan.extra_cas or {}) > 0 then
+    -- System roots plus BOTTLE_EXTRA_CA, for every daemon's upstream TLS.
+    add_env(env, "SSL_CERT_FILE", M.IN.upstream_ca)
+    mount(st.upstream_ca, M.IN.upstream_ca)
+  end
+
+  mount(st.egress_routes, M.IN.egress_routes)
+  if #plan.routes > 0 then
+    add_env(env, "EGRESS_UPSTREAM_PROXY", "http://127.0.0.1:" .. defaults.PORTS.pipelock)
+    add_env(env, "EGRESS_UPSTREAM_CA", M.IN.egress_upstream_ca)
+    mount(st.egress_ca_pem, M.IN.egress_ca)
+    mount(st.egress_upstream_ca, M.IN.egress_upstream_ca)
+    for _, slot in ipairs(plan.token_slots) do
+      add_env(env, slot.slot, plan.host_env_value(slot.ref), true)
+    end
+  end
+
+  if #plan.git_gate.repos > 0 then
+    add_env(env, "GIT_GATE_PORT", tostring(defaults.PORTS["git-gate"]))
+    for _, f in ipairs({ "entrypoint.sh", "access-hook", "pre-receive", "repos", "known_hosts" }) do
+      mount(st.git_gate_dir .. "/" .. f, M.IN.git_gate_dir .. "/" .. f)
+    end
+    for _, r in ipairs(plan.git_gate.repos) do
+      mount(r.identity, M.IN.git_gate_dir .. "/keys/" .. r.name)
+    end
+  end
+
+  if plan.supervise then
+    add_env(env, "SUPERVISE_BOTTLE_SLUG", plan.slug)
+    add_env(env, "SUPERVISE_QUEUE_DIR", M.IN.supervise_queue)
+    add_env(env, "SUPERVISE_PORT", tostring(defaults.PORTS.supervise))
+    mount(st.supervise_queue, M.IN.supervise_queue, false)
+  end
+
+  return {
+    name = "bottle-bundle-" .. plan.slug,
+    image = plan.images.sidecars,
+    network = "bottle-network-" .. plan.slug,
+    daemons = daemons,
+    publish = M.publish(plan, daemons),
+    env = env,
+    volumes = volumes,
+    labels = {
+      ["io.bottle.slug"] = plan.slug,
+      ["io.bottle.role"] = "bundle",
+      ["io.bottle.backend"] = plan.backend,
+      ["io.bottle.agent"] = plan.agent.name,
+      ["io.bottle.daemons"] = table.concat(daemons, ","),
+    },
+  }
+end
+
+--- The env table (NAME -> value) for the engine's create body.
+function M.env_values(spec)
+  local out = {}
+  for _, e in ipairs(spec.env) do
+    out[e.name] = e.value
+  end
+  return out
+end
+
+return M

@@ -1,0 +1,82 @@
+--- The bottle's `env`: literals, host variables and values asked at launch.
+--
+-- Forms (SPEC §5.1): "${NAME}" as the whole value copies the host variable
+-- NAME (missing is an error naming it); "?" or "?question" is asked on the
+-- terminal at launch without echo; anything else is a literal. Host and
+-- asked values are registered as secrets, so no log, error or trace ever
+-- shows them; the sentinels themselves never reach a guest.
+local proc = require("rt.proc")
+local S = require("bottle.schema")
+local errors = require("bottle.errors")
+
+local M = {}
+
+local HOST_REF = "^%${([A-Za-z_][A-Za-z0-9_]*)}$"
+
+--- Classifies one value.
+---@return table entry { name, kind = "literal"|"host"|"prompt", value?, var?, question? }
+function M.classify(name, value)
+  local var = value:match(HOST_REF)
+  if var then
+    return { name = name, kind = "host", var = var }
+  end
+  if value:sub(1, 1) == "?" then
+    local q = value:sub(2):gsub("^%s+", "")
+    return { name = name, kind = "prompt", question = q ~= "" and q or ("Value for " .. name) }
+  end
+  return { name = name, kind = "literal", value = value }
+end
+
+--- The entries of a merged env table, sorted by name, with host values
+--- resolved (and registered as secrets). `origins` maps a name to the
+--- normalised table it was declared in (for the error's file and line).
+---@param env_table table NAME -> raw value
+---@param origins table NAME -> { table = <normalised env table> }
+---@param host_env table
+---@return table[] entries
+function M.resolve(env_table, origins, host_env)
+  local names = {}
+  for k in pairs(env_table) do
+    names[#names + 1] = k
+  end
+  table.sort(names)
+  local out = {}
+  for _, name in ipairs(names) do
+    local e = M.classify(name, env_table[name])
+    if e.kind == "host" then
+      local v = host_env[e.var]
+      if v == nil then
+        local o = origins[name]
+        if o then
+          S.fail_at(o.table, name, "host variable %s is not set (the value \"${%s}\" copies it)", e.var, e.var)
+        end
+        errors.raise(string.format("env %s: host variable %s is not set", name, e.var))
+      end
+      e.value = v
+      e.secret = true
+      proc.secret(v)
+    end
+    out[#out + 1] = e
+  end
+  return out
+end
+
+--- Asks every "?" entry (after the user confirmed the launch). `ask` is
+--- ui.ask_secret unless a test passes its own.
+---@param entries table[]
+---@param ask fun(question: string, name: string): string|nil
+function M.ask(entries, ask)
+  for _, e in ipairs(entries) do
+    if e.kind == "prompt" and e.value == nil then
+      local v = ask(e.question, e.name)
+      if v == nil then
+        errors.raise(string.format("no value given for %s", e.name))
+      end
+      e.value = v
+      e.secret = true
+      proc.secret(v)
+    end
+  end
+end
+
+return M

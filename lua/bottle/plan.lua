@@ -1,0 +1,487 @@
+--- The plan: everything decided before any resource exists (SPEC §7 step 1).
+--
+-- plan.build reads manifests and the host environment and returns a table
+-- describing the launch: slug, hops, routes and token slots, the bundle
+-- spec, the guest env, the provisioning steps and the rendered config files
+-- (as text; plan.materialize writes them). It creates nothing, so a dry run
+-- is just build + summary. Secret values (tokens, forwarded and asked env
+-- values) live only in fields marked secret and are registered with the
+-- redactor; plan.to_json never includes them.
+local fs = require("rt.fs")
+local proc = require("rt.proc")
+local time = require("rt.time")
+local S = require("bottle.schema")
+local errors = require("bottle.errors")
+local paths = require("bottle.paths")
+local defaults = require("bottle.defaults")
+local manifest = require("bottle.manifest")
+local environment = require("bottle.environment")
+local hops = require("bottle.hops")
+local bundle = require("bottle.bundle")
+local render = require("bottle.render")
+local json = require("bottle.json")
+
+local M = {}
+
+--- Guest paths of the CA the ca step installs (SPEC §8).
+M.GUEST_CA = "/usr/local/share/ca-certificates/bottle-mitm.crt"
+M.GUEST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+M.PROMPT_FILE = "/home/node/.bottle-prompt.txt"
+M.PLACEHOLDER_TOKEN = "bottle-placeholder-not-a-token"
+
+local LABEL_PATTERN = "^[a-z0-9][a-z0-9-]*$"
+
+local function new_slug(ctx, agent_name)
+  local label = ctx.opts.label
+  if label ~= nil then
+    if not label:match(LABEL_PATTERN) or #label > 32 then
+      errors.raise(string.format("bad --label '%s': use up to 32 lowercase letters, digits and '-'", label))
+    end
+  end
+  return string.format("%s-%s", label or agent_name, fs.random_hex(3))
+end
+
+local function state_paths(root)
+  return {
+    dir = root,
+    metadata = root .. "/metadata.json",
+    pipelock_dir = root .. "/pipelock",
+    pipelock_yaml = root .. "/pipelock/pipelock.yaml",
+    pipelock_ca_cert = root .. "/pipelock/ca.crt",
+    pipelock_ca_key = root .. "/pipelock/ca.key",
+    egress_dir = root .. "/egress",
+    egress_routes = root .. "/egress/routes.json",
+    egress_ca_cert = root .. "/egress/ca.crt",
+    egress_ca_pem = root .. "/egress/ca.pem",
+    egress_upstream_ca = root .. "/egress/upstream-ca.pem",
+    git_gate_dir = root .. "/git-gate",
+    supervise_queue = root .. "/supervise",
+    upstream_ca = root .. "/pipelock/upstream-ca.pem",
+  }
+end
+
+-- Routes the bottle(s) declare, with token slots: the first authenticated
+-- route naming token_ref X gets EGRESS_TOKEN_<n>, later ones naming X share
+-- it; routes without auth get none (SPEC §5.1).
+local function routes_and_slots(declared, host_env)
+  local routes, slots, slot_of = {}, {}, {}
+  for i, r in ipairs(declared) do
+    local route = { host = r.host:lower(), matches = r.matches }
+    if r.auth then
+      local ref = r.auth.token_ref
+      local v = host_env[ref]
+      if v == nil or v == "" then
+        S.fail_at(r.auth, "token_ref", "%s is %s in the environment; this route's token comes from it", ref,
+          v == nil and "not set" or "empty")
+      end
+      proc.secret(v)
+      if not slot_of[ref] then
+        slot_of[ref] = "EGRESS_TOKEN_" .. #slots
+        slots[#slots + 1] = { slot = slot_of[ref], ref = ref }
+      end
+      route.auth_scheme = r.auth.scheme
+      route.token_ref = ref
+      route.token_env = slot_of[ref]
+    end
+    routes[i] = route
+  end
+  return routes, slots
+end
+
+local function allowlist(routes)
+  local out, seen = {}, {}
+  local function add(h)
+    h = h:lower()
+    if not seen[h] then
+      seen[h] = true
+      out[#out + 1] = h
+    end
+  end
+  for _, h in ipairs(defaults.ALLOWLIST) do
+    add(h)
+  end
+  for _, r in ipairs(routes) do
+    add(r.host)
+  end
+  return out
+end
+
+-- egress's table: the declared routes, plus the default hosts as bare
+-- pass-through routes when egress is the agent-facing hop.
+local function egress_table(routes, hop_list)
+  local out, covered = {}, {}
+  for i, r in ipairs(routes) do
+    out[i] = r
+    covered[r.host] = true
+  end
+  if hop_list[1] == "egress" then
+    for _, h in ipairs(defaults.ALLOWLIST) do
+      if not covered[h] then
+        out[#out + 1] = { host = h, matches = {}, passthrough = true }
+      end
+    end
+  end
+  return out
+end
+
+-- BOTTLE_EXTRA_CA: colon-separated PEM files of further CAs the bundle
+-- trusts for upstream connections (a TLS-inspecting corporate proxy, a
+-- self-hosted git server).
+local function extra_cas(env)
+  local out = {}
+  for path in (env.BOTTLE_EXTRA_CA or ""):gmatch("[^:]+") do
+    path = paths.expand(env, path)
+    local st = fs.stat(path)
+    if not st or st.type ~= "file" then
+      errors.raise(string.format("BOTTLE_EXTRA_CA: %s is not a file", path))
+    end
+    out[#out + 1] = path
+  end
+  return out
+end
+
+local function check_skills(env, agent)
+  local skills = agent.meta.skills or {}
+  local out = {}
+  for i, name in ipairs(skills) do
+    local dir = paths.expand(env, "~/.claude/skills/" .. name)
+    local st = fs.stat(dir)
+    if not st or st.type ~= "dir" then
+      S.fail_at(skills, i, "skill '%s' not found: %s is not a directory", name, paths.pretty(env, dir))
+    end
+    out[#out + 1] = { name = name, dir = dir }
+  end
+  return out
+end
+
+local function git_gate(env, settings, agent)
+  local gg = settings["git-gate"] or {}
+  local repos = {}
+  local names = {}
+  for name in pairs(gg.repos or {}) do
+    names[#names + 1] = name
+  end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local r = gg.repos[name]
+    local identity
+    if r.identity then
+      identity = paths.expand(env, r.identity)
+      local st = fs.stat(identity)
+      if not st or st.type ~= "file" then
+        S.fail_at(r, "identity", "identity file %s not found", paths.pretty(env, identity))
+      end
+    end
+    repos[#repos + 1] = { name = name, url = r.url, identity = identity, host_key = r.host_key }
+  end
+  local user = gg.user
+  local agent_user = agent.meta["git-gate"] and agent.meta["git-gate"].user
+  if agent_user then
+    user = user or {}
+    local merged = {}
+    for k, v in pairs(user) do
+      merged[k] = v
+    end
+    for k, v in pairs(agent_user) do
+      merged[k] = v
+    end
+    user = merged
+  end
+  return { repos = repos, user = user }
+end
+
+local function guest_env(plan, env_entries)
+  local list = {}
+  local function add(name, value, extra)
+    local e = { name = name, value = value }
+    for k, v in pairs(extra or {}) do
+      e[k] = v
+    end
+    list[#list + 1] = e
+  end
+  -- Filled at launch, once the bundle's ports (or aliases) are known.
+  add("HTTPS_PROXY", nil, { launch = true })
+  add("HTTP_PROXY", nil, { launch = true })
+  add("NO_PROXY", "localhost,127.0.0.1")
+  if #plan.git_gate.repos > 0 then
+    add("GIT_GATE_URL", nil, { launch = true })
+  end
+  if plan.supervise then
+    add("MCP_SUPERVISE_URL", nil, { launch = true })
+  end
+  add("NODE_EXTRA_CA_CERTS", M.GUEST_CA)
+  add("SSL_CERT_FILE", M.GUEST_CA_BUNDLE)
+  add("REQUESTS_CA_BUNDLE", M.GUEST_CA_BUNDLE)
+  for _, r in ipairs(plan.routes) do
+    if r.host == "api.anthropic.com" and r.token_env then
+      -- Not a secret: egress replaces it with the real token.
+      add("CLAUDE_CODE_OAUTH_TOKEN", M.PLACEHOLDER_TOKEN)
+      break
+    end
+  end
+  -- The bottle's own entries are shared, not copied: a `?` value asked
+  -- after planning shows up here too.
+  for _, e in ipairs(env_entries) do
+    list[#list + 1] = e
+  end
+  return list
+end
+
+local function provision_steps(plan)
+  local steps = { "ca", "prompt" }
+  if #plan.agent.skills > 0 then
+    steps[#steps + 1] = "skills"
+  end
+  if #plan.git_gate.repos > 0 or plan.git_gate.user then
+    steps[#steps + 1] = "git"
+  end
+  if plan.supervise then
+    steps[#steps + 1] = "supervise"
+  end
+  return steps
+end
+
+--- Builds the plan. Raises a positioned error on any bad input.
+---@param ctx table recipe context (opts, env, args)
+---@param backend "smolmachines"|"docker"
+---@return table plan
+function M.build(ctx, backend)
+  local env = ctx.env
+  local opts = ctx.opts or {}
+  local cwd = ctx.cwd or assert(fs.cwd())
+  manifest.warn_project_bottles(env, cwd)
+
+  local agent_name = opts.agent or "claude"
+  local agent = manifest.find(env, "agent", agent_name, cwd)
+  if not agent then
+    errors.raise(string.format("no agent named '%s' (looked in %s/agents and ./.bottle/agents)", agent_name,
+      paths.pretty(env, paths.config_dir(env))))
+  end
+  local bottle_names = (opts.bottles and #opts.bottles > 0) and opts.bottles or { agent.meta.bottle or "default" }
+  local settings
+  for _, name in ipairs(bottle_names) do
+    local s = manifest.resolve_bottle(env, name, cwd)
+    settings = settings and manifest.merge(settings, s) or s
+  end
+
+  local plan = {
+    recipe = ctx.name or backend,
+    backend = backend,
+    bottles = bottle_names,
+    created = time.wall(),
+  }
+  plan.agent = {
+    name = agent.name,
+    file = agent.file,
+    origin = agent.origin,
+    prompt = agent.body,
+    has_prompt = agent.body:match("%S") ~= nil,
+    skills = check_skills(env, agent),
+    command = (#(ctx.args or {}) > 0) and ctx.args or defaults.AGENT_COMMAND,
+    custom_command = #(ctx.args or {}) > 0,
+  }
+  plan.slug = new_slug(ctx, agent.name)
+  plan.env = environment.resolve(settings.env or {}, settings.env_origin or {}, env)
+  local declared = settings.egress and settings.egress.routes or {}
+  plan.routes, plan.token_slots = routes_and_slots(declared, env)
+  plan.hops = hops.order(plan)
+  if type(plan.hops) ~= "table" or #plan.hops == 0 or not defaults.PORTS[plan.hops[1]] then
+    errors.raise("bottle.hops.order must return a non-empty list of daemon names (egress, pipelock)")
+  end
+  plan.egress_table = egress_table(plan.routes, plan.hops)
+  plan.allowlist = allowlist(plan.routes)
+  plan.git_gate = git_gate(env, settings, agent)
+  plan.supervise = settings.supervise == true
+  plan.images = {
+    agent = env.BOTTLE_AGENT_IMAGE or (settings.images or {}).agent or defaults.IMAGES.agent,
+    sidecars = env.BOTTLE_SIDECAR_IMAGE or (settings.images or {}).sidecars or defaults.IMAGES.sidecars,
+  }
+  plan.extra_cas = extra_cas(env)
+  plan.host_env_value = function(name)
+    return env[name]
+  end
+  plan.state = state_paths(paths.state_root(env) .. "/" .. plan.slug)
+  plan.bundle = bundle.spec(plan)
+  local net = assert(bundle.pick_subnet(env.BOTTLE_SUBNET_POOL or defaults.SUBNET_POOL, plan.slug, {}))
+  plan.bundle.subnet, plan.bundle.gateway, plan.bundle.ip = net.subnet, net.gateway, net.ip
+  plan.guest_env = guest_env(plan, plan.env)
+  plan.provision = provision_steps(plan)
+  if backend == "smolmachines" then
+    plan.machine = { name = "bottle-" .. plan.slug, allow_cidrs = { "127.0.0.1/32" } }
+  end
+  plan.files = M.render(plan)
+  return plan
+end
+
+--- The rendered files: list of { path, content, mode }.
+function M.render(plan)
+  local st = plan.state
+  local files = {
+    { path = st.pipelock_yaml, content = render.pipelock_yaml(plan), mode = 384 },
+    { path = st.egress_routes, content = render.egress_routes(plan), mode = 384 },
+  }
+  if #plan.git_gate.repos > 0 then
+    local gg = render.git_gate_files(plan)
+    for _, name in ipairs({ "entrypoint.sh", "access-hook", "pre-receive", "repos", "known_hosts" }) do
+      files[#files + 1] = { path = st.git_gate_dir .. "/" .. name, content = gg[name], mode = 384 }
+    end
+  end
+  return files
+end
+
+--- Creates the state dir (0700) and writes the rendered files (0600) and
+--- metadata.json. Registers nothing: the recipe decides when the state dir
+--- goes (removed after a clean exit, kept after a failure).
+function M.materialize(plan)
+  local st = plan.state
+  local ok, err = fs.mkdir_p(st.dir, 448)
+  if not ok then
+    errors.raise("state dir: " .. err)
+  end
+  for _, d in ipairs({ st.pipelock_dir, st.egress_dir, st.git_gate_dir }) do
+    assert(fs.mkdir_p(d, 448))
+  end
+  if plan.supervise then
+    assert(fs.mkdir_p(st.supervise_queue, 448))
+  end
+  for _, f in ipairs(plan.files) do
+    ok, err = fs.write(f.path, f.content, f.mode)
+    if not ok then
+      errors.raise("state dir: " .. err)
+    end
+  end
+  M.write_metadata(plan, {})
+end
+
+--- Records what the launch created (for `bottle ls` and `bottle cleanup`).
+function M.write_metadata(plan, resources)
+  local meta = {
+    slug = plan.slug,
+    backend = plan.backend,
+    recipe = plan.recipe,
+    agent = plan.agent.name,
+    bottles = json.array({ table.unpack(plan.bottles) }),
+    created = plan.created,
+    pid = proc.getpid(),
+    daemons = json.array({ table.unpack(plan.bundle.daemons) }),
+    resources = resources,
+  }
+  assert(fs.write(plan.state.metadata, json.encode(meta, true) .. "\n", 384))
+end
+
+local function names_of(list)
+  local out = json.array()
+  for _, e in ipairs(list) do
+    out[#out + 1] = e.name
+  end
+  return out
+end
+
+--- The plan as the JSON object of SPEC §7.6 (names only, never values).
+function M.to_json(plan)
+  local routes = json.array()
+  for _, r in ipairs(plan.egress_table) do
+    local matches = json.array()
+    for _, m in ipairs(r.matches or {}) do
+      local e = {}
+      if m.paths then
+        e.paths = json.array()
+        for _, p in ipairs(m.paths) do
+          e.paths[#e.paths + 1] = { type = p.type, value = p.value }
+        end
+      end
+      if m.methods then
+        e.methods = json.array({ table.unpack(m.methods) })
+      end
+      matches[#matches + 1] = e
+    end
+    routes[#routes + 1] = {
+      host = r.host,
+      auth_scheme = r.auth_scheme or json.null,
+      token_env = r.token_env or json.null,
+      matches = matches,
+      passthrough = r.passthrough or false,
+    }
+  end
+  local volumes = json.array()
+  for _, v in ipairs(plan.bundle.volumes) do
+    volumes[#volumes + 1] = { host = v.host, container = v.container, ro = v.ro }
+  end
+  local repos = json.array()
+  for _, r in ipairs(plan.git_gate.repos) do
+    repos[#repos + 1] = { name = r.name, url = r.url }
+  end
+  local out = {
+    recipe = plan.recipe,
+    backend = plan.backend,
+    slug = plan.slug,
+    agent = { name = plan.agent.name, file = plan.agent.file, skills = names_of(plan.agent.skills),
+      has_prompt = plan.agent.has_prompt, command = json.array({ table.unpack(plan.agent.command) }) },
+    bottles = json.array({ table.unpack(plan.bottles) }),
+    hops = json.array({ table.unpack(plan.hops) }),
+    bundle = {
+      name = plan.bundle.name,
+      image = plan.bundle.image,
+      network = plan.bundle.network,
+      subnet = plan.bundle.subnet,
+      ip = plan.bundle.ip,
+      daemons = json.array({ table.unpack(plan.bundle.daemons) }),
+      publish = json.array({ table.unpack(plan.bundle.publish) }),
+      env = names_of(plan.bundle.env),
+      volumes = volumes,
+    },
+    egress = { routes = routes },
+    pipelock = { allowlist = json.array({ table.unpack(plan.allowlist) }) },
+    git_gate = { repos = repos },
+    supervise = plan.supervise,
+    guest_env = names_of(plan.guest_env),
+    env = names_of(plan.env),
+    images = { agent = plan.images.agent, sidecars = plan.images.sidecars },
+    provision = json.array({ table.unpack(plan.provision) }),
+    state_dir = plan.state.dir,
+  }
+  if plan.machine then
+    out.machine = { name = plan.machine.name, allow_cidrs = json.array({ table.unpack(plan.machine.allow_cidrs) }) }
+  end
+  return json.encode(out, true)
+end
+
+--- The preflight summary printed before asking to launch (names only).
+---@return string
+function M.summary(plan)
+  local lines = {}
+  local function row(k, v)
+    lines[#lines + 1] = string.format("  %-10s %s", k, v)
+  end
+  row("agent", string.format("%s (%s)", plan.agent.name, plan.agent.file))
+  local env_names = {}
+  for _, e in ipairs(plan.env) do
+    local how = e.kind == "host" and (" (from $" .. e.var .. ")") or (e.kind == "prompt" and " (asked)" or "")
+    env_names[#env_names + 1] = e.name .. how
+  end
+  row("env", #env_names > 0 and table.concat(env_names, ", ") or "(none)")
+  local skills = names_of(plan.agent.skills)
+  row("skills", #skills > 0 and table.concat(skills, ", ") or "(none)")
+  row("bottles", table.concat(plan.bottles, " + "))
+  local repos = {}
+  for _, r in ipairs(plan.git_gate.repos) do
+    repos[#repos + 1] = r.name .. " -> " .. r.url
+  end
+  row("git-gate", #repos > 0 and table.concat(repos, "; ") or "(none)")
+  local routes = {}
+  for _, r in ipairs(plan.routes) do
+    routes[#routes + 1] = r.host .. (r.auth_scheme and (" [auth:" .. r.auth_scheme .. "]") or "")
+  end
+  row("egress", #routes > 0 and table.concat(routes, ", ") or "(no routes; default allowlist only)")
+  row("hops", "agent -> " .. table.concat(plan.hops, " -> ") .. " -> internet")
+  row("supervise", plan.supervise and "on" or "off")
+  local backend = plan.backend
+  if plan.machine then
+    backend = backend .. " (VM " .. plan.machine.name .. ")"
+  end
+  row("backend", backend)
+  row("command", table.concat(plan.agent.command, " "))
+  return "launch plan " .. plan.slug .. ":\n" .. table.concat(lines, "\n")
+end
+
+return M

@@ -1,0 +1,121 @@
+--- The per-launch config files, as text (SPEC §7 step 1). Nothing here
+--- touches the disk: plan.materialize writes them into the state dir.
+--
+-- No file rendered here ever holds a secret value: the egress table names
+-- token slots, pipelock's config names CA paths.
+local yaml = require("rt.yaml")
+local json = require("bottle.json")
+local assets = require("bottle.assets")
+local bundle = require("bottle.bundle")
+local manifest = require("bottle.manifest")
+
+local M = {}
+
+--- pipelock's config: strict allowlisting, TLS interception with the
+--- per-launch CA, DLP blocking. Rendered with libyaml's emitter.
+---@param plan table
+---@return string
+function M.pipelock_yaml(plan)
+  local allow = {}
+  for i, h in ipairs(plan.allowlist) do
+    allow[i] = h
+  end
+  local config = yaml.ordered({
+    version = 1,
+    mode = "strict",
+    enforce = true,
+    api_allowlist = allow,
+    forward_proxy = yaml.ordered({ enabled = true, max_tunnel_seconds = 3600, idle_timeout_seconds = 600 },
+      { "enabled", "max_tunnel_seconds", "idle_timeout_seconds" }),
+    tls_interception = yaml.ordered({
+      enabled = true,
+      ca_cert = bundle.IN.pipelock_ca_cert,
+      ca_key = bundle.IN.pipelock_ca_key,
+    }, { "enabled", "ca_cert", "ca_key" }),
+    -- egress injects Authorization on the way in; pipelock scans the other
+    -- credential-bearing headers and every body.
+    request_body_scanning = yaml.ordered({
+      enabled = true,
+      action = "block",
+      scan_headers = true,
+      header_mode = "sensitive",
+      sensitive_headers = { "Cookie", "X-Api-Key", "X-Token", "Proxy-Authorization", "X-Goog-Api-Key" },
+    }, { "enabled", "action", "scan_headers", "header_mode", "sensitive_headers" }),
+    dlp = yaml.ordered({ include_defaults = true, scan_env = true }, { "include_defaults", "scan_env" }),
+  }, { "version", "mode", "enforce", "api_allowlist", "forward_proxy", "tls_interception",
+    "request_body_scanning", "dlp" })
+  return "# pipelock config for bottle " .. plan.slug .. " (rendered by bottle; do not edit)\n" .. yaml.dump(config)
+end
+
+--- egress's route table (docs/bundle.md): host, matches, auth scheme and
+--- token slot name per route. Never a token value.
+---@param plan table
+---@return string
+function M.egress_routes(plan)
+  local routes = json.array()
+  for _, r in ipairs(plan.egress_table) do
+    local matches = json.array()
+    for _, m in ipairs(r.matches or {}) do
+      local entry = {}
+      if m.paths then
+        entry.paths = json.array()
+        for _, p in ipairs(m.paths) do
+          entry.paths[#entry.paths + 1] = { type = p.type, value = p.value }
+        end
+      end
+      if m.methods then
+        entry.methods = json.array({ table.unpack(m.methods) })
+      end
+      matches[#matches + 1] = entry
+    end
+    routes[#routes + 1] = {
+      host = r.host,
+      auth_scheme = r.auth_scheme or json.null,
+      token_env = r.token_env or json.null,
+      matches = matches,
+    }
+  end
+  return json.encode({ version = 1, routes = routes }, true) .. "\n"
+end
+
+--- host and port of an SSH git URL (ssh://[user@]host[:port]/path or
+--- scp-like [user@]host:path), for known_hosts.
+function M.ssh_host(url)
+  local rest = url:match("^ssh://(.*)$")
+  if rest then
+    local authority = rest:match("^([^/]*)"):gsub("^.*@", "")
+    local host, port = authority:match("^%[(.+)%]:(%d+)$")
+    if not host then
+      host, port = authority:match("^(.-):(%d+)$")
+    end
+    return host or authority, tonumber(port)
+  end
+  return url:match("^[^@/]+@([^:/]+):") or url:match("^([^:/@]+):")
+end
+
+--- git-gate's files: the scripts (shipped with bottle), the repos list and
+--- the pinned host keys.
+---@param plan table
+---@return table name -> text
+function M.git_gate_files(plan)
+  local files = {}
+  for _, f in ipairs({ "entrypoint.sh", "access-hook", "pre-receive" }) do
+    files[f] = assets.read("images/git-gate/" .. f)
+  end
+  local repos, known = {}, {}
+  for _, r in ipairs(plan.git_gate.repos) do
+    repos[#repos + 1] = r.name .. " " .. r.url
+    if manifest.is_ssh_url(r.url) and r.host_key then
+      local host, port = M.ssh_host(r.url)
+      if host then
+        local pattern = (port and port ~= 22) and string.format("[%s]:%d", host, port) or host
+        known[#known + 1] = pattern .. " " .. r.host_key
+      end
+    end
+  end
+  files.repos = table.concat(repos, "\n") .. "\n"
+  files.known_hosts = table.concat(known, "\n") .. (#known > 0 and "\n" or "")
+  return files
+end
+
+return M

@@ -1,0 +1,95 @@
+--- Runs a recipe and decides bottle's exit code.
+--
+-- The recipe's run(ctx) executes under a traceback handler with ctx.scope
+-- as its cleanup scope; the scope is closed afterwards whatever happened
+-- (interrupts masked, so a second ^C does not cut teardown short). Exit
+-- code: 128+N when signal N arrived, 1 on error (one line on stderr; -v
+-- adds the traceback), else the integer run returned (0 for nil).
+local defer = require("rt.defer")
+local host = require("rt.host")
+local proc = require("rt.proc")
+local errors = require("bottle.errors")
+local ui = require("bottle.ui")
+
+local M = {}
+
+--- A new context for a recipe run.
+---@param fields table name, args, opts, env (defaults filled in)
+---@return table ctx
+function M.context(fields)
+  local ctx = {
+    name = fields.name,
+    origin = fields.origin,
+    args = fields.args or {},
+    opts = fields.opts or {},
+    env = fields.env or proc.environ(),
+    scope = defer.scope(),
+    log = ui,
+  }
+  return ctx
+end
+
+local function describe(err)
+  if errors.is(err) then
+    return err.message, err.detail
+  end
+  return tostring(err), nil
+end
+
+--- Runs recipe.run(ctx); always closes ctx.scope. Returns the exit code and
+--- the error message (nil on success).
+---@param recipe table
+---@param ctx table
+---@return integer code
+---@return string|nil message
+function M.run(recipe, ctx)
+  local trace
+  local ok, result = xpcall(recipe.run, function(e)
+    if not errors.is(e) then
+      trace = debug.traceback(tostring(e), 2)
+    end
+    return e
+  end, ctx)
+  local closed, cleanup_err = ctx.scope:close()
+  local sig, signame = host.signal()
+
+  if sig ~= 0 then
+    if closed then
+      ui.error("interrupted by %s; cleaned up", signame)
+    else
+      ui.error("interrupted by %s; %s", signame, cleanup_err)
+    end
+    return 128 + sig, "interrupted by " .. signame
+  end
+  if not ok then
+    local message, detail = describe(result)
+    if not closed then
+      message = message .. " (" .. cleanup_err .. ")"
+    end
+    ui.error("%s", message)
+    if detail and detail ~= "" then
+      for line in detail:gmatch("[^\n]+") do
+        io.stderr:write("  ", proc.redact(line), "\n")
+      end
+    end
+    if trace and ui.verbose() then
+      ui.trace("%s", trace)
+    end
+    return 1, message
+  end
+  if not closed then
+    ui.error("%s", cleanup_err)
+    return 1, cleanup_err
+  end
+  if result == nil or result == true then
+    return 0
+  end
+  local code = math.tointeger(result)
+  if not code then
+    ui.error("recipe %s returned %s; expected an exit code (integer) or nothing", ctx.name, tostring(result))
+    return 1, "bad return value"
+  end
+  return code
+end
+
+return M

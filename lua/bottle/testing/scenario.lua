@@ -1,0 +1,390 @@
+--- `bottle test`: scripted scenarios that drive a recipe against fake
+--- docker and smolvm drivers (SPEC §11).
+--
+-- A scenario file registers cases with scenario(name, fn). fn gets `t`;
+-- t:run{...} launches a recipe with the fakes in place and returns what
+-- happened: the recorded calls in order, the exit code, the output, and
+-- which resources are left. See docs/recipes.md for the full reference.
+--
+--   scenario("declining the prompt creates nothing", function(t)
+--     local r = t:run{ args = {}, confirm = false }
+--     r:exit(0)
+--     r:lacks("docker network_create")
+--   end)
+local fs = require("rt.fs")
+local host = require("rt.host")
+local log = require("rt.log")
+local A = require("bottle.testing.assert")
+local fakes = require("bottle.testing.fakes")
+
+local M = {}
+
+-- Modules holding references to the primitives the fakes replace; they are
+-- dropped from package.loaded around each run so they load against the fakes.
+local FAKED = { "rt.docker", "rt.proc", "rt.net", "rt.ca", "rt.time" }
+local KEEP = { ["bottle.errors"] = true, ["bottle.json"] = true, ["bottle.cli"] = true }
+
+local function drop_bottle_modules()
+  for name in pairs(package.loaded) do
+    if (name:match("^bottle%.") and not KEEP[name] and not name:match("^bottle%.testing%."))
+      or name:match("^recipes%.") then
+      package.loaded[name] = nil
+    end
+  end
+end
+
+local function write_tree(root, files)
+  for rel, text in pairs(files or {}) do
+    local path = root .. "/" .. rel
+    assert(fs.mkdir_p(path:match("^(.*)/"), 448))
+    assert(fs.write(path, text, rel:match("%.sh$") and 493 or 384))
+  end
+end
+
+-- ---- results ---------------------------------------------------------------
+
+local Result = {}
+Result.__index = Result
+
+--- Index of the first call whose text contains `text` (plain), at or
+--- after `from`; nil when there is none.
+function Result:find(text, from)
+  for i = from or 1, #self.calls do
+    if self.calls[i].text and self.calls[i].text:find(text, 1, true) then
+      return i
+    end
+  end
+  return nil
+end
+
+--- Every call whose text contains `text`.
+function Result:all(text)
+  local out = {}
+  for _, c in ipairs(self.calls) do
+    if c.text and c.text:find(text, 1, true) then
+      out[#out + 1] = c
+    end
+  end
+  return out
+end
+
+function Result:has(text)
+  if not self:find(text) then
+    error(string.format("no call contains %q; calls were:\n%s", text, self:listing()), 2)
+  end
+  return self.calls[self:find(text)]
+end
+
+function Result:lacks(text)
+  local i = self:find(text)
+  if i then
+    error(string.format("call %d contains %q: %s", i, text, self.calls[i].text), 2)
+  end
+end
+
+--- The calls containing each text appear in this order.
+function Result:order(texts)
+  local at = 0
+  for _, text in ipairs(texts) do
+    local i = self:find(text, at + 1)
+    if not i then
+      error(string.format("%q does not come after call %d; calls were:\n%s", text, at, self:listing()), 2)
+    end
+    at = i
+  end
+end
+
+function Result:exit(code)
+  if self.code ~= code then
+    error(string.format("exit code %d, want %d; output:\n%s", self.code, code, self.output), 2)
+  end
+end
+
+--- Nothing the launch created is left: every network, container and
+--- machine created was removed (and machines stopped before deletion).
+function Result:removed_all()
+  local left = {}
+  for name in pairs(self.rec.networks) do
+    left[#left + 1] = "network " .. name
+  end
+  for _, c in pairs(self.rec.containers) do
+    left[#left + 1] = "container " .. c.name
+  end
+  for name in pairs(self.rec.machines) do
+    left[#left + 1] = "machine " .. name
+  end
+  if #left > 0 then
+    table.sort(left)
+    error("left behind: " .. table.concat(left, ", ") .. "\ncalls were:\n" .. self:listing(), 2)
+  end
+end
+
+--- No secret value appears in any recorded argv or engine request, except
+--- env values in a container-create body (how tokens reach the bundle).
+function Result:no_secret(values)
+  values = values or self.secrets
+  local function scan(v, where)
+    if type(v) == "table" then
+      for k, x in pairs(v) do
+        scan(k, where)
+        scan(x, where)
+      end
+    elseif type(v) == "string" then
+      for _, s in ipairs(values) do
+        if v:find(s, 1, true) then
+          error(string.format("secret %q found in %s", s, where), 3)
+        end
+      end
+    end
+  end
+  for _, c in ipairs(self.calls) do
+    if c.argv then
+      scan(c.argv, "argv of call " .. c.index .. ": " .. (c.text or ""))
+    end
+    if c.args then
+      local args = c.args
+      if c.op == "container_create" and type(args[1]) == "table" then
+        args = {}
+        for k, v in pairs(c.args[1]) do
+          if k ~= "env" then
+            args[k] = v
+          end
+        end
+      end
+      scan(args, "arguments of call " .. c.index .. ": " .. (c.text or ""))
+    end
+  end
+  scan(self.output, "the output")
+  scan(self.stdout, "stdout")
+end
+
+function Result:listing()
+  local lines = {}
+  for i, c in ipairs(self.calls) do
+    lines[#lines + 1] = string.format("  %3d%s %s", i, c.n and ("#" .. c.n) or "  ", c.text or c.kind)
+  end
+  return table.concat(lines, "\n")
+end
+
+-- ---- running -----------------------------------------------------------
+
+local T = {}
+T.__index = T
+for k, v in pairs(A) do
+  T[k] = function(_, ...)
+    return v(...)
+  end
+end
+
+local function secrets_of(spec)
+  local out = {}
+  for _, v in pairs(spec.env or {}) do
+    if #v >= 6 then
+      out[#out + 1] = v
+    end
+  end
+  for _, v in pairs(spec.answers or {}) do
+    out[#out + 1] = v
+  end
+  for _, v in ipairs(spec.secrets or {}) do
+    out[#out + 1] = v
+  end
+  return out
+end
+
+--- Runs a recipe with the fakes. spec fields (all optional):
+---   recipe    recipe name or path (default: the one in args, else smolmachines)
+---   args      `recipe run` words, e.g. {"--bottle", "work", "--yes", "--", "sh"}
+---   files     config dir files: { ["bottles/work.md"] = "..." }
+---   home      files under HOME: { [".claude/skills/pdf/SKILL.md"] = "..." }
+---   lua       files of an extra search root: { ["recipes/steps/ca.lua"] = "..." }
+---   env       host environment additions
+---   answers   values for `?` prompts, by variable name
+---   confirm   answer to `launch this agent?` (default yes) when args lack --yes
+---   docker, smolvm, net, exec, agent_exit, fail, signal, delay: see fakes.lua
+function T:run(spec)
+  spec = spec or {}
+  local home = assert(fs.tmpdir("bottle-scenario"))
+  write_tree(home .. "/.config/bottle", spec.files)
+  write_tree(home, spec.home)
+  local root
+  if spec.lua then
+    root = home .. "/lua-root"
+    write_tree(root, spec.lua)
+    host.push_root(root)
+  end
+  local env = { HOME = home, PATH = os.getenv("PATH"), BOTTLE_SMOLVM = "smolvm" }
+  for k, v in pairs(spec.env or {}) do
+    env[k] = v
+  end
+  local rec = fakes.recorder({
+    docker = spec.docker, smolvm = spec.smolvm, net = spec.net, exec = spec.exec, agent_exit = spec.agent_exit,
+    fail = spec.fail, signal = spec.signal, delay = spec.delay,
+  })
+
+  local saved = {}
+  for _, name in ipairs(FAKED) do
+    saved[name] = package.loaded[name]
+  end
+  package.loaded["rt.docker"] = fakes.docker(rec)
+  package.loaded["rt.proc"] = fakes.proc(rec, env.BOTTLE_SMOLVM, env)
+  package.loaded["rt.net"] = fakes.net(rec)
+  package.loaded["rt.ca"] = fakes.ca(rec)
+  package.loaded["rt.time"] = fakes.time(rec)
+  drop_bottle_modules()
+  host.reset_signal()
+
+  local out = {}
+  local real_stdout = io.stdout
+  io.stdout = { write = function(self, ...) -- luacheck: ignore 122
+    for _, s in ipairs({ ... }) do
+      out[#out + 1] = tostring(s)
+    end
+    return self
+  end, flush = function() end }
+  log.capture(true)
+
+  local code, message
+  local ok, err = pcall(function()
+    local cli = require("bottle.cli")
+    local recipes = require("bottle.recipes")
+    local runner = require("bottle.runner")
+    local opts, pos, rest = cli.parse_run_args(spec.args or { "--yes" })
+    if not opts then
+      error("scenario args: " .. pos, 0)
+    end
+    local recipe, origin = recipes.load(spec.recipe or pos[1] or "smolmachines")
+    local ctx = runner.context({ name = spec.recipe or pos[1] or "smolmachines", origin = origin, args = rest,
+      opts = opts, env = env })
+    ctx.cwd = home
+    ctx.ask_secret = function(_, name)
+      return spec.answers and spec.answers[name]
+    end
+    ctx.confirm = function()
+      return spec.confirm ~= false
+    end
+    ctx.interactive = function()
+      return spec.tty ~= false
+    end
+    code, message = runner.run(recipe, ctx)
+  end)
+
+  local output = log.capture(false)
+  io.stdout = real_stdout -- luacheck: ignore 122
+  for _, name in ipairs(FAKED) do
+    package.loaded[name] = saved[name]
+  end
+  drop_bottle_modules()
+  host.reset_signal()
+  if root then
+    host.pop_root()
+  end
+  local state_root = home .. "/.local/state/bottle"
+  local state_dirs = fs.list(state_root) or {}
+  fs.rm_rf(home)
+  if not ok then
+    error(err, 0)
+  end
+
+  local launch_calls = 0
+  for _, c in ipairs(rec.calls) do
+    if c.agent then
+      break
+    end
+    if c.n then
+      launch_calls = c.n
+    end
+  end
+  return setmetatable({
+    rec = rec,
+    calls = rec.calls,
+    code = code,
+    message = message,
+    output = output,
+    stdout = table.concat(out),
+    state_dirs = state_dirs,
+    launch_calls = launch_calls,
+    sleeps = rec.sleeps,
+    secrets = secrets_of(spec),
+    home = home,
+  }, Result)
+end
+
+-- ---- the runner --------------------------------------------------------
+
+local function scenario_files(paths)
+  local files = {}
+  for _, p in ipairs(paths) do
+    local st = fs.stat(p)
+    if st and st.type == "dir" then
+      for _, name in ipairs(fs.list(p)) do
+        if name:match("%.lua$") then
+          files[#files + 1] = p .. "/" .. name
+        end
+      end
+    else
+      files[#files + 1] = p
+    end
+  end
+  return files
+end
+
+---@param paths string[] scenario files or directories
+---@return integer exit code
+function M.main(paths)
+  if #paths == 0 then
+    io.stderr:write("bottle test: give scenario files or directories (see docs/recipes.md)\n")
+    return 2
+  end
+  local passed, failed, skipped = 0, 0, 0
+  for _, file in ipairs(scenario_files(paths)) do
+    local cases = {}
+    local env = require("bottle.recipes").new_env()
+    env.scenario = function(name, fn)
+      cases[#cases + 1] = { name = name, fn = fn }
+    end
+    env.assert = A
+    local src, rerr = fs.read(file)
+    local chunk, lerr
+    if src then
+      chunk, lerr = load(src, "@" .. file, "t", env)
+    end
+    local ok, perr = chunk ~= nil, lerr or rerr
+    if chunk then
+      ok, perr = pcall(chunk)
+    end
+    if not ok then
+      failed = failed + 1
+      print(string.format("not ok - %s: %s", file, tostring(perr)))
+    end
+    local short = file:match("[^/]+$")
+    for _, case in ipairs(cases) do
+      local t = setmetatable({ name = case.name }, T)
+      local cok, cerr = xpcall(case.fn, function(e)
+        if A.is_skip(e) then
+          return e
+        end
+        return debug.traceback(tostring(e), 2)
+      end, t)
+      if cok then
+        passed = passed + 1
+        print(string.format("ok - %s: %s", short, case.name))
+      elseif A.is_skip(cerr) then
+        skipped = skipped + 1
+        print(string.format("skip - %s: %s: %s", short, case.name, cerr.reason))
+      else
+        failed = failed + 1
+        print(string.format("not ok - %s: %s", short, case.name))
+        for line in tostring(cerr):gmatch("[^\n]+") do
+          print("#   " .. line)
+        end
+      end
+      io.stdout:flush()
+    end
+  end
+  print(string.format("%d passed, %d failed%s", passed, failed,
+    skipped > 0 and string.format(", %d skipped", skipped) or ""))
+  return failed > 0 and 1 or 0
+end
+
+return M

@@ -1,0 +1,88 @@
+--- What bottle says on stderr: log levels, step progress and prompts.
+--
+-- Everything goes through rt.log, which redacts registered secrets. Steps
+-- show a spinner on a terminal and one line with their duration when done;
+-- `-q` keeps only errors, `-v` adds every command and engine call.
+local log = require("rt.log")
+local time = require("rt.time")
+local proc = require("rt.proc")
+
+local M = {}
+
+local function fmt(s, ...)
+  if select("#", ...) > 0 then
+    return string.format(s, ...)
+  end
+  return tostring(s)
+end
+
+function M.info(s, ...)
+  log.write("info", fmt(s, ...))
+end
+
+function M.warn(s, ...)
+  log.write("warn", fmt(s, ...))
+end
+
+function M.error(s, ...)
+  log.write("error", fmt(s, ...))
+end
+
+function M.trace(s, ...)
+  if log.level() == "trace" then
+    log.write("trace", fmt(s, ...))
+  end
+end
+
+---@return boolean
+function M.verbose()
+  return log.level() == "trace"
+end
+
+local function color(code, s)
+  if log.color() then
+    return "\27[" .. code .. "m" .. s .. "\27[0m"
+  end
+  return s
+end
+
+--- Runs fn(...) as a named launch step: spinner while it runs (terminal
+--- only), then one line `✓ name (1.2s)`; on error `✗ name (0.3s)` and the
+--- error propagates unchanged.
+---@param name string
+---@param fn function
+function M.step(name, fn, ...)
+  local started = time.now_ms()
+  log.step_begin(name)
+  local results = table.pack(pcall(fn, ...))
+  local secs = (time.now_ms() - started) / 1000
+  if results[1] then
+    log.step_end(string.format("%s %s (%.1fs)", color("32", "✓"), name, secs))
+    return table.unpack(results, 2, results.n)
+  end
+  log.step_end(string.format("%s %s (%.1fs)", color("31", "✗"), name, secs))
+  error(results[2], 0)
+end
+
+--- Asks a yes/no question on the terminal. Returns true only for y/yes
+--- (any case); EOF or anything else is no.
+---@param question string
+---@return boolean
+function M.confirm(question)
+  io.stderr:write(question, " [y/N] ")
+  io.stderr:flush()
+  local answer = io.stdin:read("l")
+  if answer == nil then
+    io.stderr:write("\n")
+    return false
+  end
+  answer = answer:lower():gsub("^%s+", ""):gsub("%s+$", "")
+  return answer == "y" or answer == "yes"
+end
+
+---@return boolean true when stdin and stderr are a terminal (prompts can be asked)
+function M.interactive()
+  return proc.isatty(0) and proc.isatty(2)
+end
+
+return M

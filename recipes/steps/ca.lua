@@ -1,0 +1,33 @@
+-- Provisioning step `ca`: trust the agent-facing proxy's CA in the guest.
+--
+-- Exactly one CA is installed: egress's when egress is the agent-facing
+-- hop, else pipelock's. The copy is followed by ONE `sh -c` (chown, chmod,
+-- update-ca-certificates) so the guest pays a single exec round trip, and
+-- the output must report "1 added": failing silently here is how a broken
+-- trust store goes unnoticed until every TLS request fails.
+local ca = require("rt.ca")
+local fs = require("rt.fs")
+local errors = require("bottle.errors")
+local plan_mod = require("bottle.plan")
+
+return {
+  description = "install the agent-facing proxy's CA into the guest trust store",
+  run = function(ctx, plan, target)
+    local facing = plan.hops[1]
+    local cert = facing == "egress" and plan.state.egress_ca_cert or plan.state.pipelock_ca_cert
+    if not fs.exists(cert) then
+      errors.raise(string.format("ca: %s's CA %s does not exist; the CAs are minted by the launch's " ..
+        "`CAs` step, which must run before provisioning", facing, cert))
+    end
+    local dest = plan_mod.GUEST_CA
+    target:put(cert, dest)
+    local r = target:run({ "sh", "-c",
+      'chown root:root "$1" && chmod 644 "$1" && update-ca-certificates', "sh", dest })
+    local out = (r.stdout or "") .. (r.stderr or "")
+    if r.code ~= 0 or not out:find("1 added", 1, true) then
+      errors.raise(string.format("ca: update-ca-certificates did not report '1 added' (exit %d); " ..
+        "the guest would not trust %s", r.code, facing), out)
+    end
+    ctx.log.info("trusting %s's CA, SHA-256 %s", facing, assert(ca.fingerprint(cert)))
+  end,
+}

@@ -1,0 +1,27 @@
+-- Provisioning step `git`: route every declared repo through git-gate.
+--
+-- `url.<gate>/<name>.insteadOf <upstream>` makes every fetch and push of
+-- the upstream URL go to the gate, which holds the push credential and
+-- scans what is pushed. The identity is set when the bottle or agent gives one.
+return {
+  description = "point git at git-gate for the declared repos and set the identity",
+  run = function(_, plan, target)
+    local gate
+    for _, e in ipairs(plan.guest_env) do
+      if e.name == "GIT_GATE_URL" then
+        gate = e.value
+      end
+    end
+    for _, repo in ipairs(plan.git_gate.repos) do
+      target:must("git", { "git", "config", "--global", "url." .. gate .. "/" .. repo.name .. ".insteadOf", repo.url },
+        { user = "node" })
+    end
+    local user = plan.git_gate.user or {}
+    if user.name then
+      target:must("git", { "git", "config", "--global", "user.name", user.name }, { user = "node" })
+    end
+    if user.email then
+      target:must("git", { "git", "config", "--global", "user.email", user.email }, { user = "node" })
+    end
+  end,
+}

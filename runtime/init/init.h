@@ -1,0 +1,82 @@
+/* init.h: bottle-init, the sidecar bundle's PID 1 (plain C, no Lua).
+ *
+ * daemons.c owns what runs: the daemon table (names in canonical start
+ * order, default commands, BOTTLE_INIT_<NAME>_CMD overrides), parsing of
+ * BOTTLE_SIDECAR_DAEMONS, and the environment split that keeps
+ * EGRESS_TOKEN_* for egress alone and wipes the values from our own
+ * environment block. prefix.c owns the `[name] ` line prefixing of daemon
+ * output. run.c owns the process side: spawning, the poll loop, signal
+ * forwarding, the grace period, reaping. main.c only calls init_main(). */
+#ifndef BOTTLE_INIT_H
+#define BOTTLE_INIT_H
+
+#include <stddef.h>
+
+enum { INIT_DAEMON_COUNT = 4 };
+
+/* Canonical order: egress, pipelock, git-gate, supervise. */
+extern const char *const init_daemon_names[INIT_DAEMON_COUNT];
+
+/* Parses a comma separated daemon list (spaces trimmed, empty items ignored,
+ * duplicates collapsed). On success fills order[] with table indices in
+ * canonical order, stores their number in *count and returns 0. On an
+ * unknown name or an empty list writes a one-line message to err and
+ * returns -1. */
+int init_parse_daemons(const char *list, int order[INIT_DAEMON_COUNT], int *count, char *err,
+                       size_t errsz);
+
+/* "git-gate" -> "BOTTLE_INIT_GIT_GATE_CMD". Returns 0, or -1 if it does not fit. */
+int init_override_var(const char *name, char *out, size_t outsz);
+
+/* The argv that starts daemon idx: the `/bin/sh -c` override when envp
+ * holds a non-empty BOTTLE_INIT_<NAME>_CMD, else the built-in command.
+ * Points into static storage or into envp's strings; valid while they are. */
+struct init_cmd {
+  const char *argv[8];
+  int overridden;
+};
+void init_daemon_cmd(int idx, char *const *envp, struct init_cmd *cmd);
+
+/* True for an EGRESS_TOKEN_* entry ("NAME=value"). */
+int init_is_token_entry(const char *entry);
+
+/* Two private, NULL-terminated copies of envp: `egress` keeps everything,
+ * `others` lacks every EGRESS_TOKEN_* entry. Returns 0, or -1 on OOM. */
+struct init_env {
+  char **egress;
+  char **others;
+};
+int init_env_split(char *const *envp, struct init_env *env);
+void init_env_free(struct init_env *env);
+
+/* Overwrites, in place, the value bytes of every EGRESS_TOKEN_* string in
+ * envp (the process's original block, which /proc/<pid>/environ shows).
+ * Returns how many values were wiped. */
+int init_env_wipe_tokens(char **envp);
+
+/* Accumulates one daemon stream and writes it out line by line, each line
+ * as a single write of "<prefix><line>\n". A line longer than
+ * PREFIX_LINE_MAX is cut there. */
+enum { PREFIX_LINE_MAX = 64 * 1024 };
+struct linebuf {
+  char *buf;
+  size_t len, cap;
+};
+void linebuf_feed(struct linebuf *lb, int fd, const char *prefix, const char *data, size_t n);
+/* Writes a pending partial line (with a newline added). */
+void linebuf_flush(struct linebuf *lb, int fd, const char *prefix);
+void linebuf_free(struct linebuf *lb);
+/* Writes all of buf to fd, retrying on EINTR and short writes. */
+void write_all(int fd, const char *buf, size_t n);
+
+/* Default grace period between the forwarded signal and SIGKILL. */
+enum { INIT_GRACE_MS = 8000 };
+
+/* The whole program: reads BOTTLE_SIDECAR_DAEMONS and the overrides from
+ * envp, starts the daemons and supervises them until they are all gone.
+ * envp must be the process's own environment (it is wiped in place).
+ * Returns the exit status: 0 when every daemon exited 0, 1 otherwise, 2 on
+ * bad input, 128+N after a shutdown by signal N. */
+int init_main(int argc, char **argv, char **envp);
+
+#endif

@@ -1,0 +1,88 @@
+/* l_net.c: rt.net, the Lua binding of net.c.
+ *
+ *   rt.net.wait_tcp(host, port, timeout_ms [, {hold_ms=100}])
+ *     -> elapsed_ms | nil, message, "TIMEOUT"|"ERESOLVE"; raises on a signal
+ *   rt.net.free_port([host="127.0.0.1"]) -> port | nil, message, code
+ * See docs/api.md. */
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "bindings.h"
+#include "host.h"
+#include "net.h"
+
+static int l_wait_tcp(lua_State *L) {
+  struct net_wait_spec spec;
+  memset(&spec, 0, sizeof spec);
+  spec.host = luaL_checkstring(L, 1);
+  lua_Integer port = luaL_checkinteger(L, 2);
+  if (port < 1 || port > 65535) return luaL_argerror(L, 2, "port must be 1..65535");
+  lua_Integer timeout = luaL_checkinteger(L, 3);
+  if (timeout < 0 || timeout > 24 * 3600 * 1000) return luaL_argerror(L, 3, "timeout_ms out of range");
+  spec.port = (int)port;
+  spec.timeout_ms = (int)timeout;
+  spec.hold_ms = NET_DEFAULT_HOLD_MS;
+  if (!lua_isnoneornil(L, 4)) {
+    luaL_checktype(L, 4, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, 4)) {
+      lua_pop(L, 1);
+      if (lua_type(L, -1) != LUA_TSTRING || strcmp(lua_tostring(L, -1), "hold_ms") != 0)
+        return luaL_error(L, "net.wait_tcp: unknown option '%s' (expected one of: hold_ms)",
+                          lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1));
+    }
+    if (lua_getfield(L, 4, "hold_ms") != LUA_TNIL) {
+      if (!lua_isinteger(L, -1)) return luaL_error(L, "net.wait_tcp: hold_ms must be an integer");
+      lua_Integer h = lua_tointeger(L, -1);
+      if (h < 0 || h > 60000) return luaL_error(L, "net.wait_tcp: hold_ms must be between 0 and 60000");
+      spec.hold_ms = (int)h;
+    }
+    lua_pop(L, 1);
+  }
+  spec.pending_signal = host_pending_signal;
+
+  struct net_wait_result res;
+  if (net_wait_tcp(&spec, &res) == 0) {
+    lua_pushinteger(L, res.elapsed_ms);
+    return 1;
+  }
+  if (res.status == NET_INTERRUPTED) return host_raise_interrupt(L);
+  int v6 = strchr(spec.host, ':') != NULL;
+  lua_pushnil(L);
+  if (res.status == NET_RESOLVE_FAILED) {
+    lua_pushstring(L, res.error);
+    lua_pushliteral(L, "ERESOLVE");
+  } else {
+    lua_pushfstring(L, "%s%s%s:%d did not accept connections within %d ms (%s)", v6 ? "[" : "", spec.host,
+                    v6 ? "]" : "", spec.port, spec.timeout_ms, res.error);
+    lua_pushliteral(L, "TIMEOUT");
+  }
+  return 3;
+}
+
+static int l_free_port(lua_State *L) {
+  const char *host = luaL_optstring(L, 1, "127.0.0.1");
+  char err[256];
+  const char *code = "EIO";
+  int port = net_free_port(host, err, sizeof err, &code);
+  if (port < 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    lua_pushstring(L, code);
+    return 3;
+  }
+  lua_pushinteger(L, port);
+  return 1;
+}
+
+static const luaL_Reg net_funcs[] = {
+    {"wait_tcp", l_wait_tcp},
+    {"free_port", l_free_port},
+    {NULL, NULL},
+};
+
+int luaopen_rt_net(lua_State *L) {
+  luaL_newlib(L, net_funcs);
+  return 1;
+}
