@@ -25,7 +25,9 @@ return {
       return 0
     end
 
-    local smolvm = smolvm_mod.new(ctx):detect()
+    local smolvm = step("smolvm", function()
+      return smolvm_mod.new(ctx):detect()
+    end)
     local artifact = step("agent artifact", recipes.load_step("pack").run, ctx, plan, smolvm)
 
     step("state dir", launch.state_dir, ctx, plan)

@@ -1,6 +1,7 @@
 /* l_log.c: rt.log, the Lua face of log.c. Everything written is redacted.
  *
- *   rt.log.write(level, msg)    level: "error" | "warn" | "info" | "trace"
+ *   rt.log.write(level, msg [, plain])  level: "error" | "warn" | "info" | "trace";
+ *                               plain: no "error: "-style prefix
  *   rt.log.set_level(level) / rt.log.level()
  *   rt.log.set_color(bool) / rt.log.color() / rt.log.is_tty()
  *   rt.log.step_begin(text) / rt.log.step_end([final_line]) */
@@ -16,9 +17,11 @@ static const char *const level_names[] = {"error", "warn", "info", "trace", NULL
 
 static int l_write(lua_State *L) {
   int level = luaL_checkoption(L, 1, NULL, level_names);
+  int plain = lua_toboolean(L, 3);
   size_t len;
   const char *msg = luaL_tolstring(L, 2, &len);
-  log_write((enum log_level)level, msg, len);
+  if (plain) log_write_plain((enum log_level)level, msg, len);
+  else log_write((enum log_level)level, msg, len);
   return 0;
 }
 

@@ -112,7 +112,13 @@ static void *spin(void *arg) {
   return NULL;
 }
 
-void log_write(enum log_level level, const char *msg, size_t len) {
+static void write_line(enum log_level level, const char *msg, size_t len, int plain);
+
+void log_write(enum log_level level, const char *msg, size_t len) { write_line(level, msg, len, 0); }
+
+void log_write_plain(enum log_level level, const char *msg, size_t len) { write_line(level, msg, len, 1); }
+
+static void write_line(enum log_level level, const char *msg, size_t len, int plain) {
   if (level > current_level) return;
   size_t rlen = 0;
   char *red = secret_redact(msg, len, &rlen);
@@ -125,6 +131,7 @@ void log_write(enum log_level level, const char *msg, size_t len) {
   case LOG_TRACE: prefix = "+ "; color = "\033[2m"; break;
   default: break;
   }
+  if (plain) prefix = "";
   if (capturing) {
     cap_append(prefix, strlen(prefix));
     cap_append(red, rlen);

@@ -21,6 +21,8 @@ int log_is_tty(void);
 /* Writes one message (a trailing newline is added when missing) if level is
  * enabled. Prefixes: "error: ", "warning: ", none, "+ ". */
 void log_write(enum log_level level, const char *msg, size_t len);
+/* Same, without the level's prefix (continuation lines: a stderr tail). */
+void log_write_plain(enum log_level level, const char *msg, size_t len);
 void log_printf(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -362,7 +362,7 @@ function M.main(argv)
     if errors.is(code) then
       ui.error("%s", code.message)
       if code.detail then
-        io.stderr:write(require("rt.proc").redact(code.detail), "\n")
+        ui.detail(code.detail)
       end
     elseif ui.verbose() then
       ui.error("%s", code)

@@ -54,7 +54,8 @@ function M.must(target, what, argv, opts)
   local r = M.run(target, argv, opts)
   if r.code ~= 0 then
     local out = (r.stderr ~= "" and r.stderr) or r.stdout
-    errors.raise(string.format("%s: %s exited %d%s", what, argv[1], r.code,
+    local shown = table.concat(argv, " ", 1, math.min(#argv, 4)) .. (#argv > 4 and " ..." or "")
+    errors.raise(string.format("%s`%s` exited %d%s", what ~= argv[1] and (what .. ": ") or "", shown, r.code,
       out ~= "" and (": " .. errors.first_line(errors.tail(out, 1))) or ""), errors.tail(out))
   end
   return r

@@ -68,9 +68,7 @@ function M.run(recipe, ctx)
     end
     ui.error("%s", message)
     if detail and detail ~= "" then
-      for line in detail:gmatch("[^\n]+") do
-        io.stderr:write("  ", proc.redact(line), "\n")
-      end
+      ui.detail(detail)
     end
     if trace and ui.verbose() then
       ui.trace("%s", trace)

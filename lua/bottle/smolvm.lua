@@ -58,6 +58,12 @@ function Driver:run(args, opts)
   return r
 end
 
+local function failed(what, r)
+  local err = (r.stderr ~= "" and r.stderr) or r.stdout
+  errors.raise(string.format("smolvm %s exited %d%s", what, r.code,
+    err ~= "" and (": " .. errors.first_line(errors.tail(err, 1))) or ""), errors.tail(err))
+end
+
 local function parse_version(text)
   local a, b, c = tostring(text):match("(%d+)%.(%d+)%.(%d+)")
   if not a then
@@ -83,7 +89,10 @@ function Driver:detect()
     return self
   end
   local r = self:run({ "--version" })
-  local v = r.code == 0 and parse_version(r.stdout)
+  if r.code ~= 0 then
+    failed("--version", r)
+  end
+  local v = parse_version(r.stdout)
   if v then
     self.version = table.concat(v, ".")
     self.named = at_least(v, 1, 1, 0)
@@ -119,12 +128,6 @@ function Driver:env_flags(entries)
     end
   end
   return flags, secret_env
-end
-
-local function failed(what, r)
-  local err = (r.stderr ~= "" and r.stderr) or r.stdout
-  errors.raise(string.format("smolvm %s exited %d%s", what, r.code,
-    err ~= "" and (": " .. errors.first_line(errors.tail(err, 1))) or ""), errors.tail(err))
 end
 
 --- smolvm machine create. opts: from (artifact path), allow_cidrs, env.

@@ -28,6 +28,13 @@ function M.error(s, ...)
   log.write("error", fmt(s, ...))
 end
 
+--- Indented continuation lines under an error (a tool's stderr tail).
+function M.detail(text)
+  for line in tostring(text):gmatch("[^\n]+") do
+    log.write("error", "  " .. line, true)
+  end
+end
+
 function M.trace(s, ...)
   if log.level() == "trace" then
     log.write("trace", fmt(s, ...))
@@ -61,7 +68,23 @@ function M.step(name, fn, ...)
     return table.unpack(results, 2, results.n)
   end
   log.step_end(string.format("%s %s (%.1fs)", color("31", "✗"), name, secs))
-  error(results[2], 0)
+  error(M.in_step(name, results[2]), 0)
+end
+
+--- Prefixes an error's message with the step it happened in ("bundle:
+--- container create: Conflict ..."), unless it already names it. Interrupts
+--- pass through unchanged.
+function M.in_step(name, err)
+  local errors = require("bottle.errors")
+  local msg = errors.is(err) and err.message or tostring(err)
+  if msg:find("^interrupted by ") or msg:sub(1, #name + 1) == name .. ":" then
+    return err
+  end
+  if errors.is(err) then
+    err.message = name .. ": " .. msg
+    return err
+  end
+  return name .. ": " .. msg
 end
 
 --- Asks a yes/no question on the terminal. Returns true only for y/yes

@@ -16,7 +16,7 @@ return {
     local facing = plan.hops[1]
     local cert = facing == "egress" and plan.state.egress_ca_cert or plan.state.pipelock_ca_cert
     if not fs.exists(cert) then
-      errors.raise(string.format("ca: %s's CA %s does not exist; the CAs are minted by the launch's " ..
+      errors.raise(string.format("%s's CA %s does not exist; the CAs are minted by the launch's " ..
         "`CAs` step, which must run before provisioning", facing, cert))
     end
     local dest = plan_mod.GUEST_CA
@@ -24,9 +24,13 @@ return {
     local r = target:run({ "sh", "-c",
       'chown root:root "$1" && chmod 644 "$1" && update-ca-certificates', "sh", dest })
     local out = (r.stdout or "") .. (r.stderr or "")
-    if r.code ~= 0 or not out:find("1 added", 1, true) then
-      errors.raise(string.format("ca: update-ca-certificates did not report '1 added' (exit %d); " ..
-        "the guest would not trust %s", r.code, facing), out)
+    if r.code ~= 0 then
+      errors.raise(string.format("installing %s's CA failed: exit %d: %s", facing, r.code,
+        errors.first_line(r.stderr ~= "" and r.stderr or r.stdout)), out)
+    end
+    if not out:find("1 added", 1, true) then
+      errors.raise(string.format("update-ca-certificates did not report '1 added'; the guest would not trust %s",
+        facing), out)
     end
     ctx.log.info("trusting %s's CA, SHA-256 %s", facing, assert(ca.fingerprint(cert)))
   end,

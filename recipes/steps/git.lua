@@ -13,15 +13,15 @@ return {
       end
     end
     for _, repo in ipairs(plan.git_gate.repos) do
-      target:must("git", { "git", "config", "--global", "url." .. gate .. "/" .. repo.name .. ".insteadOf", repo.url },
+      target:must("git config", { "git", "config", "--global", "url." .. gate .. "/" .. repo.name .. ".insteadOf", repo.url },
         { user = "node" })
     end
     local user = plan.git_gate.user or {}
     if user.name then
-      target:must("git", { "git", "config", "--global", "user.name", user.name }, { user = "node" })
+      target:must("git config", { "git", "config", "--global", "user.name", user.name }, { user = "node" })
     end
     if user.email then
-      target:must("git", { "git", "config", "--global", "user.email", user.email }, { user = "node" })
+      target:must("git config", { "git", "config", "--global", "user.email", user.email }, { user = "node" })
     end
   end,
 }

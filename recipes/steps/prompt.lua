@@ -10,6 +10,6 @@ return {
   run = function(_, plan, target)
     local path = plan_mod.PROMPT_FILE
     target:put_text(plan.agent.prompt or "", path)
-    target:must("prompt", { "chown", "node:node", path })
+    target:must("chown", { "chown", "node:node", path })
   end,
 }

@@ -9,12 +9,12 @@ return {
     for _, skill in ipairs(plan.agent.skills) do
       local st = fs.stat(skill.dir)
       if not st or st.type ~= "dir" then
-        errors.raise(string.format("skills: skill '%s' vanished since planning (%s is gone)", skill.name, skill.dir))
+        errors.raise(string.format("skill '%s' vanished since planning (%s is gone)", skill.name, skill.dir))
       end
       local dest = "/home/node/.claude/skills/" .. skill.name
-      target:must("skills", { "rm", "-rf", dest })
+      target:must("remove the old copy", { "rm", "-rf", dest })
       target:put_dir(skill.dir, dest)
-      target:must("skills", { "chown", "-R", "node:node", "/home/node/.claude" })
+      target:must("chown", { "chown", "-R", "node:node", "/home/node/.claude" })
     end
   end,
 }

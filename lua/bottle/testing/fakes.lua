@@ -534,7 +534,7 @@ function M.smolvm_reply(rec, args, spec, call)
     call.command = p.command
     if p.interactive and spec.interactive then
       call.agent = true
-      return { code = s.agent_exit or 0, stdout = "", stderr = "" }
+      return { code = rec.script.agent_exit or s.agent_exit or 0, stdout = "", stderr = "" }
     end
     if (s.exit137 or 0) >= m.execs then
       return { code = 137, stdout = "", stderr = "" }

@@ -1,0 +1,348 @@
+-- Scenarios for the smolmachines recipe (SPEC §7, §8): the launch against
+-- scripted fake docker and smolvm drivers.
+
+local TOKEN = "ghp-scenario-token-7f3a91"
+local FORWARDED = "forwarded-secret-5b2c44"
+
+local WORK = [[
+---
+env:
+  GIT_AUTHOR_NAME: Ada
+  FORWARDED: "${HOST_SECRET}"
+egress:
+  routes:
+    - host: api.github.com
+      auth: {scheme: Bearer, token_ref: GH_PAT}
+    - host: pypi.org
+git-gate:
+  user: {name: Ada, email: ada@example.org}
+  repos:
+    myrepo:
+      url: ssh://git@git.example.org:22/ada/myrepo.git
+      identity: ~/.ssh/id_myrepo
+      host_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyForTests"
+supervise: true
+---
+The bottle used by the scenarios.
+]]
+
+-- The launch with routes, git-gate and supervise.
+local function full(extra)
+  local spec = {
+    args = { "--bottle", "work", "--yes" },
+    files = { ["bottles/work.md"] = WORK },
+    home = { [".ssh/id_myrepo"] = "not a real key\n" },
+    env = { GH_PAT = TOKEN, HOST_SECRET = FORWARDED },
+    docker = { ports = { [9099] = 41099, [9418] = 41418, [9100] = 41100 } },
+  }
+  for k, v in pairs(extra or {}) do
+    spec[k] = v
+  end
+  return spec
+end
+
+scenario("happy path with routes, git-gate and supervise", function(t)
+  local r = t:run(full())
+  r:exit(0)
+  r:order({
+    "smolvm --version",
+    "docker image_inspect bottle-agent:latest",
+    "smolvm pack create",
+    "docker network_create bottle-network-",
+    "ca mint pipelock/ca",
+    "ca mint egress/ca",
+    "docker container_create bottle-bundle-",
+    "docker container_start bottle-bundle-",
+    "docker ports bottle-bundle-",
+    "net wait_tcp 127.0.0.1:41099",
+    "net wait_tcp 127.0.0.1:41418",
+    "net wait_tcp 127.0.0.1:41100",
+    "smolvm machine create --name bottle-",
+    "smolvm machine start --name bottle-",
+    "-- true",
+    "-- chown -R node:node /home/node",
+    "smolvm machine cp",
+    "update-ca-certificates",
+    ".bottle-prompt.txt",
+    "insteadOf ssh://git@git.example.org:22/ada/myrepo.git",
+    "user.name Ada",
+    "user.email ada@example.org",
+    "claude mcp add --scope user --transport http supervise http://127.0.0.1:41100/",
+    "runuser -u node -- claude --dangerously-skip-permissions",
+    "smolvm machine stop --name bottle-",
+    "smolvm machine delete --name bottle-",
+    "docker container_remove bottle-bundle-",
+    "docker network_remove bottle-network-",
+  })
+  -- the VM reaches egress (the agent-facing hop) through host loopback only
+  local create = r:has("smolvm machine create")
+  t:contains(create.text, "--allow-cidr 127.0.0.1/32")
+  local vm = r.rec.ever.machines
+  t:ok(next(vm))
+  local start = r:find("smolvm machine start")
+  local ca = r:has("update-ca-certificates")
+  t:eq(ca.command, { "sh", "-c", 'chown root:root "$1" && chmod 644 "$1" && update-ca-certificates', "sh",
+    "/usr/local/share/ca-certificates/bottle-mitm.crt" })
+  t:eq(#r:all("update-ca-certificates"), 1, "the CA is installed with one sh -c")
+  t:ok(ca.index > start)
+  -- every exec passes the guest env: the proxy is egress's host port
+  for _, c in ipairs(r:all("smolvm machine exec")) do
+    t:eq(c.guest_env.HTTPS_PROXY, "http://127.0.0.1:41099")
+    t:eq(c.guest_env.HTTP_PROXY, "http://127.0.0.1:41099")
+    t:eq(c.guest_env.GIT_GATE_URL, "git://127.0.0.1:41418")
+    t:eq(c.guest_env.MCP_SUPERVISE_URL, "http://127.0.0.1:41100/")
+    t:eq(c.guest_env.FORWARDED, FORWARDED)
+  end
+  -- the bundle: egress published, pipelock internal, the token by slot name
+  local bundle = r:has("docker container_create bottle-bundle-").args[1]
+  local published = {}
+  for _, p in ipairs(bundle.publish) do
+    published[#published + 1] = p.port
+    t:eq(p.host_ip, "127.0.0.1")
+  end
+  t:eq(published, { 9099, 9418, 9100 })
+  t:eq(bundle.env.EGRESS_TOKEN_0, TOKEN)
+  t:eq(bundle.env.BOTTLE_SIDECAR_DAEMONS, "egress,pipelock,git-gate,supervise")
+  t:eq(bundle.env.EGRESS_UPSTREAM_PROXY, "http://127.0.0.1:8888")
+  r:removed_all()
+  t:eq(r.state_dirs, {}, "a clean run removes its state dir")
+  t:eq(r.sleeps, {}, "a launch without warm-up trouble never sleeps")
+end)
+
+scenario("without routes pipelock faces the agent and no egress CA is minted", function(t)
+  local r = t:run({ args = { "--yes" } })
+  r:exit(0)
+  r:has("ca mint pipelock/ca")
+  r:lacks("ca mint egress/ca")
+  local bundle = r:has("docker container_create bottle-bundle-").args[1]
+  t:eq(#bundle.publish, 1)
+  t:eq(bundle.publish[1].port, 8888, "egress's 9099 is not published")
+  t:eq(bundle.env.EGRESS_UPSTREAM_PROXY, nil)
+  local cp = r:has("smolvm machine cp")
+  t:contains(cp.text, "/pipelock/ca.crt bottle-")
+  for _, c in ipairs(r:all("smolvm machine exec")) do
+    t:eq(c.guest_env.HTTPS_PROXY, "http://127.0.0.1:40001")
+  end
+  r:removed_all()
+end)
+
+-- Two launch calls may fail by design: a settle poll (settle polls again)
+-- and the supervise registration (a warning). The launch goes on.
+local function tolerated(call)
+  return call.text:find("%-%- true$") or call.text:find("claude mcp add", 1, true)
+end
+
+-- Creations and removals pair up, newest first.
+local function check_pairs(t, r, k)
+  local created, removed = {}, {}
+  for _, c in ipairs(r.calls) do
+    if c.text:find("network_create") or c.text:find("container_create") or c.text:find("machine create") then
+      if not c.failed then
+        created[#created + 1] = c.text:match("(bottle%-[%w-]+)")
+      end
+    elseif c.text:find("network_remove") or c.text:find("container_remove") or c.text:find("machine delete") then
+      table.insert(removed, 1, c.text:match("(bottle%-[%w-]+)"))
+    end
+  end
+  t:eq(removed, created, "call " .. k .. ": removals are the creations in reverse")
+end
+
+scenario("failing any launch call unwinds everything, names the step and shows the stderr", function(t)
+  local base = t:run(full())
+  base:exit(0)
+  t:ok(base.launch_calls > 15, "the sweep covers the whole launch")
+  for k = 1, base.launch_calls do
+    local r = t:run(full({ fail = k }))
+    local failed
+    for _, c in ipairs(r.calls) do
+      if c.failed then
+        failed = c
+      end
+    end
+    t:ok(failed, "call " .. k .. " was never made")
+    r:removed_all()
+    check_pairs(t, r, k)
+    if not (tolerated(failed) and r.code == 0) then
+      if r.code ~= 1 then
+        error(string.format("failing call %d (%s): exit %d\n%s", k, failed.text, r.code, r.output))
+      end
+      -- the message names the step (its prefix) and carries the tool's error
+      local msg = r.message or ""
+      t:match(msg, "^[%w ]+: ", "call " .. k .. " message: " .. msg)
+      t:contains(msg, "injected failure", "call " .. k .. " (" .. failed.text .. ")")
+    end
+  end
+end)
+
+scenario("a signal before any launch call unwinds everything and exits 130", function(t)
+  local base = t:run(full())
+  for k = 1, base.launch_calls do
+    local r = t:run(full({ signal = { before = k, name = "SIGINT" } }))
+    if r.code ~= 130 then
+      error(string.format("signal before call %d (%s): exit %d\n%s", k, base.calls[k] and base.calls[k].text or "?",
+        r.code, r.output))
+    end
+    r:removed_all()
+    t:contains(r.output, "interrupted by SIGINT")
+    t:eq(r.state_dirs, {}, "an interrupted launch removes its state dir")
+  end
+  local r = t:run(full({ signal = { before = 8, name = "SIGTERM" } }))
+  r:exit(143)
+  r:removed_all()
+end)
+
+scenario("the first two execs after start die with 137: the launch settles and succeeds", function(t)
+  local r = t:run(full({ smolvm = { exit137 = 2 } }))
+  r:exit(0)
+  local probes = r:all("-- true")
+  t:eq(#probes, 3, "two polls died, the third answered")
+  t:eq(probes[1].code, 137)
+  t:eq(probes[2].code, 137)
+  -- only the settle poll's short, growing delays; no fixed sleep
+  t:eq(r.sleeps, { 25, 50 })
+  r:removed_all()
+end)
+
+scenario("an exec killed by 137 after settling is retried once", function(t)
+  local seen = 0
+  local r = t:run(full({ exec = function(argv)
+    if argv[1] == "chown" and argv[2] == "node:node" then
+      seen = seen + 1
+      if seen == 1 then
+        return { code = 137 }
+      end
+    end
+  end }))
+  r:exit(0)
+  t:eq(seen, 2)
+  t:eq(r.sleeps, { 500 })
+end)
+
+scenario("update-ca-certificates without '1 added' fails loudly and unwinds", function(t)
+  local r = t:run(full({ exec = function(argv)
+    if argv[3] and argv[3]:find("update-ca-certificates", 1, true) then
+      return { code = 0, stdout = "Updating certificates in /etc/ssl/certs...\n0 added, 0 removed; done.\n" }
+    end
+  end }))
+  r:exit(1)
+  t:contains(r.message, "provision ca: update-ca-certificates did not report '1 added'")
+  t:contains(r.output, "0 added, 0 removed; done.")
+  r:lacks("runuser -u node -- claude")
+  r:removed_all()
+  t:eq(#r.state_dirs, 1, "a failed launch keeps its state dir for inspection")
+  t:contains(r.output, "kept ~/.local/state/bottle/")
+end)
+
+scenario("no token or forwarded value reaches any argv", function(t)
+  local r = t:run(full())
+  r:exit(0)
+  r:no_secret({ TOKEN, FORWARDED })
+  -- the forwarded value reached smolvm through its environment, by name
+  local create = r:has("smolvm machine create")
+  t:contains(create.argv, "FORWARDED")
+  t:contains(create.env_names, "FORWARDED")
+end)
+
+scenario("an ejected and edited provisioning step is the one that runs", function(t)
+  local r = t:run(full({ lua = { ["recipes/steps/prompt.lua"] = [[
+return {
+  description = "prompt, edited",
+  run = function(ctx, plan, target)
+    target:must("edited", { "touch", "/home/node/edited-prompt-step" })
+  end,
+}
+]] } }))
+  r:exit(0)
+  r:has("touch /home/node/edited-prompt-step")
+  r:lacks(".bottle-prompt.txt")
+end)
+
+scenario("the agent's exit code is bottle's, and `-- CMD` replaces the agent command", function(t)
+  local r = t:run({ args = { "--yes", "--", "sh", "-c", "exit 3" }, agent_exit = 3 })
+  r:exit(3)
+  r:has("runuser -u node -- sh -c exit 3")
+  r:lacks("claude --dangerously-skip-permissions")
+  r:removed_all()
+  t:eq(#r.state_dirs, 1, "a non-zero agent exit keeps the state dir")
+end)
+
+scenario("declining the prompt creates nothing", function(t)
+  local r = t:run({ args = {}, confirm = false })
+  r:exit(0)
+  t:contains(r.output, "aborted by user")
+  r:lacks("docker network_create")
+  r:lacks("smolvm machine")
+end)
+
+scenario("without a terminal and without --yes, refuse instead of hanging", function(t)
+  local r = t:run({ args = {}, tty = false })
+  r:exit(1)
+  t:contains(r.message, "pass --yes")
+  t:eq(#r.calls, 0)
+end)
+
+scenario("--dry-run creates nothing and prints the plan", function(t)
+  local r = t:run(full({ args = { "--bottle", "work", "--dry-run", "--json" } }))
+  r:exit(0)
+  t:eq(#r.calls, 0)
+  t:eq(r.state_dirs, {})
+  local plan = require("bottle.json").decode(r.stdout)
+  t:eq(plan.hops, { "egress", "pipelock" })
+  t:eq(plan.machine.allow_cidrs, { "127.0.0.1/32" })
+  r:no_secret({ TOKEN, FORWARDED })
+end)
+
+scenario("asked values are passed by name and never shown", function(t)
+  local answer = "answered-secret-c0ffee"
+  local r = t:run({
+    args = { "--bottle", "ask", "--yes" },
+    files = { ["bottles/ask.md"] = "---\nenv:\n  GITEA_TOKEN: \"?Gitea token\"\n---\n" },
+    answers = { GITEA_TOKEN = answer },
+  })
+  r:exit(0)
+  r:no_secret({ answer })
+  for _, c in ipairs(r:all("smolvm machine exec")) do
+    t:eq(c.guest_env.GITEA_TOKEN, answer)
+  end
+end)
+
+scenario("without smolvm the error says so and suggests the docker recipe", function(t)
+  local r = t:run({ args = { "--yes" }, smolvm = { missing = true } })
+  r:exit(1)
+  t:contains(r.message, "smolvm: not found")
+  t:contains(r.message, "bottle recipe run docker")
+  r:lacks("docker network_create")
+end)
+
+scenario("smolvm 0.8 takes the machine name positionally", function(t)
+  local r = t:run({ args = { "--yes" }, smolvm = { version = "0.8.2" } })
+  r:exit(0)
+  local create = r:has("smolvm machine create")
+  t:eq(create.argv[4], create.machine, "the name right after `create`")
+  t:not_contains(create.text, "--name")
+  r:has("smolvm machine delete bottle-")
+  r:removed_all()
+end)
+
+scenario("skills are copied into the guest and owned by node", function(t)
+  local r = t:run({
+    args = { "--agent", "coder", "--yes" },
+    files = { ["agents/coder.md"] = "---\nskills: [pdf]\n---\nYou write code.\n" },
+    home = { [".claude/skills/pdf/SKILL.md"] = "# pdf\n" },
+  })
+  r:exit(0)
+  r:order({ "rm -rf /home/node/.claude/skills/pdf", "smolvm machine cp", "tar -xf", "chown -R node:node /home/node/.claude" })
+  -- a non-empty prompt adds the prompt file flag
+  r:has("claude --dangerously-skip-permissions --append-system-prompt-file /home/node/.bottle-prompt.txt")
+end)
+
+scenario("a supervise registration failure is a warning with the manual command", function(t)
+  local r = t:run(full({ exec = function(argv)
+    if argv[5] == "claude" and argv[6] == "mcp" then
+      return { code = 1, stderr = "claude: not found" }
+    end
+  end }))
+  r:exit(0)
+  t:contains(r.output, "warning: supervise: could not register the MCP server")
+  t:contains(r.output, "claude mcp add --scope user --transport http supervise http://127.0.0.1:41100/")
+end)
