@@ -119,7 +119,7 @@ install: $(BUILD)/bottle $(INIT_ALL)
 # Installs every system package the build and the whole test suite need.
 DEB_PKGS := build-essential pkg-config liblua5.4-dev libcurl4-openssl-dev libcjson-dev \
 	libssl-dev libyaml-dev lua-cjson lua-check cppcheck openssl curl git ca-certificates \
-	docker.io debootstrap busybox-static mitmproxy python3 iproute2 procps util-linux
+	docker.io debootstrap busybox-static mitmproxy python3 python3-yaml iproute2 procps util-linux
 deps:
 	@if command -v apt-get >/dev/null; then \
 	  missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
