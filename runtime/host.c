@@ -407,6 +407,14 @@ static int l_mask(lua_State *L) {
   return 0;
 }
 
+/* drop_pending(): forget a signal that arrived while interrupts were masked
+ * (it still decides the exit code through signal()). */
+static int l_drop_pending(lua_State *L) {
+  (void)L;
+  pending_signal = 0;
+  return 0;
+}
+
 static int l_check_interrupt(lua_State *L) {
   if (host_pending_signal()) return host_raise_interrupt(L);
   return 0;
@@ -426,6 +434,7 @@ static const luaL_Reg host_funcs[] = {
     {"push_root", l_push_root},
     {"pop_root", l_pop_root},
     {"check_interrupt", l_check_interrupt},
+    {"drop_pending", l_drop_pending},
     {NULL, NULL},
 };
 

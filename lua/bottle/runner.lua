@@ -50,7 +50,12 @@ function M.run(recipe, ctx)
     end
     return e
   end, ctx)
+  -- The final teardown: a signal arriving now is not raised afterwards (it
+  -- still decides the exit code below).
+  host.mask(1)
   local closed, cleanup_err = ctx.scope:close()
+  host.drop_pending()
+  host.mask(-1)
   local sig, signame = host.signal()
 
   if sig ~= 0 then

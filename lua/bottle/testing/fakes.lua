@@ -580,6 +580,7 @@ function M.proc(rec, smolvm_exe, base_env)
     elseif exe == "docker" then
       call.kind = "docker-cli"
       call.text = table.concat(argv, " ")
+      call.agent = spec.interactive or nil
       if rec:record(call, true) then
         return { code = 1, stdout = "", stderr = "injected failure\n", truncated = false }
       end
