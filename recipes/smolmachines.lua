@@ -50,7 +50,8 @@ return {
 
     local vm = vm_mod.new(ctx, plan, smolvm)
     step("VM", function()
-      smolvm:create(vm.name, { from = artifact, allow_cidrs = plan.machine.allow_cidrs, env = vm:env_for() })
+      smolvm:create(vm.name, { from = artifact, allow_cidrs = plan.machine.allow_cidrs, env = vm:env_for(),
+        labels = { ["io.bottle.slug"] = plan.slug, ["io.bottle.role"] = "agent" } })
       ctx.scope:defer(smolvm.delete, smolvm, vm.name)
       smolvm:start(vm.name)
       ctx.scope:defer(smolvm.stop, smolvm, vm.name)

@@ -539,7 +539,9 @@ static int add_env(cJSON *obj, const char *key, const struct docker_kv *kv) {
   if (!a) return -1;
   for (; kv->key; kv++) {
     struct buf e = {0};
-    buf_printf(&e, "%s=%s", kv->key, kv->value ? kv->value : "");
+    /* An empty value matches any value: the label is present. */
+    if (kv->value && *kv->value) buf_printf(&e, "%s=%s", kv->key, kv->value);
+    else buf_adds(&e, kv->key);
     char *s = buf_take(&e, NULL);
     cJSON *item = s ? cJSON_CreateString(s) : NULL;
     if (s) {
@@ -563,7 +565,9 @@ static char *label_filter(const struct docker_kv *labels) {
   cJSON *a = cJSON_AddArrayToObject(f, "label");
   for (const struct docker_kv *kv = labels; a && kv->key; kv++) {
     struct buf e = {0};
-    buf_printf(&e, "%s=%s", kv->key, kv->value ? kv->value : "");
+    /* An empty value matches any value: the label is present. */
+    if (kv->value && *kv->value) buf_printf(&e, "%s=%s", kv->key, kv->value);
+    else buf_adds(&e, kv->key);
     char *s = buf_take(&e, NULL);
     cJSON_AddItemToArray(a, cJSON_CreateString(s ? s : ""));
     free(s);

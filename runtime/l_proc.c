@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -242,6 +243,13 @@ static int l_fd_count(lua_State *L) {
   return 1;
 }
 
+/* alive(pid) -> true when a process with that pid exists. */
+static int l_alive(lua_State *L) {
+  lua_Integer pid = luaL_checkinteger(L, 1);
+  lua_pushboolean(L, pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM));
+  return 1;
+}
+
 static int l_isatty(lua_State *L) {
   lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
   return 1;
@@ -257,6 +265,7 @@ static const luaL_Reg proc_funcs[] = {
     {"children", l_children},
     {"fd_count", l_fd_count},
     {"isatty", l_isatty},
+    {"alive", l_alive},
     {NULL, NULL},
 };
 

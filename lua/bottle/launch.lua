@@ -177,6 +177,7 @@ function M.bundle(ctx, plan, opts)
     networks = opts.networks,
     binds = binds,
     publish = opts.publish and publish_list(spec.publish) or nil,
+    extra_hosts = #plan.extra_hosts > 0 and plan.extra_hosts or nil,
   }))
   ctx.scope:defer(function()
     must(docker.container_remove(id, { force = true }))

@@ -140,6 +140,21 @@ local function extra_cas(env)
   return out
 end
 
+-- BOTTLE_BUNDLE_HOSTS: "name:ip,name:ip" entries for the bundle's
+-- /etc/hosts (an upstream your DNS does not serve, such as a git server on
+-- a private address).
+local function extra_hosts(env)
+  local out = {}
+  for item in (env.BOTTLE_BUNDLE_HOSTS or ""):gmatch("[^,%s]+") do
+    local name, ip = item:match("^([%w.-]+):([%x.:]+)$")
+    if not name then
+      errors.raise(string.format("BOTTLE_BUNDLE_HOSTS: expected name:ip entries separated by commas, got %q", item))
+    end
+    out[#out + 1] = name .. ":" .. ip
+  end
+  return out
+end
+
 local function check_skills(env, agent)
   local skills = agent.meta.skills or {}
   local out = {}
@@ -297,6 +312,7 @@ function M.build(ctx, backend)
     sidecars = env.BOTTLE_SIDECAR_IMAGE or (settings.images or {}).sidecars or defaults.IMAGES.sidecars,
   }
   plan.extra_cas = extra_cas(env)
+  plan.extra_hosts = extra_hosts(env)
   plan.host_env_value = function(name)
     return env[name]
   end
@@ -429,6 +445,7 @@ function M.to_json(plan)
       publish = json.array({ table.unpack(plan.bundle.publish) }),
       env = names_of(plan.bundle.env),
       volumes = volumes,
+      extra_hosts = json.array({ table.unpack(plan.extra_hosts) }),
     },
     egress = { routes = routes },
     pipelock = { allowlist = json.array({ table.unpack(plan.allowlist) }) },

@@ -64,6 +64,15 @@ local function failed(what, r)
     err ~= "" and (": " .. errors.first_line(errors.tail(err, 1))) or ""), errors.tail(err))
 end
 
+local function sorted_keys(t)
+  local out = {}
+  for k in pairs(t or {}) do
+    out[#out + 1] = k
+  end
+  table.sort(out)
+  return out
+end
+
 local function parse_version(text)
   local a, b, c = tostring(text):match("(%d+)%.(%d+)%.(%d+)")
   if not a then
@@ -97,6 +106,7 @@ function Driver:detect()
     self.version = table.concat(v, ".")
     self.named = at_least(v, 1, 1, 0)
     self.forward_env = at_least(v, 0, 8, 2)
+    self.labels = at_least(v, 1, 8, 0)
   else
     local help = self:run({ "machine", "create", "--help" })
     self.named = (help.stdout .. help.stderr):find("%-%-name") ~= nil
@@ -141,6 +151,14 @@ function Driver:create(name, opts)
   if opts.from then
     args[#args + 1] = "--from"
     args[#args + 1] = opts.from
+  end
+  -- Labels (smolvm 1.8+) let `bottle ls` and `bottle cleanup` recognise
+  -- their machines without relying on the name alone.
+  if self.labels then
+    for _, k in ipairs(sorted_keys(opts.labels)) do
+      args[#args + 1] = "--label"
+      args[#args + 1] = k .. "=" .. opts.labels[k]
+    end
   end
   for _, cidr in ipairs(opts.allow_cidrs or {}) do
     args[#args + 1] = "--allow-cidr"

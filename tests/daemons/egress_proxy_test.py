@@ -352,5 +352,9 @@ def test_run_builds_the_command_line():
     assert "9199" in args and ["--mode", "upstream:http://127.0.0.1:8888"] == args[args.index("--mode"):][:2], args
     assert "ssl_verify_upstream_trusted_ca=/etc/bottle/egress/upstream-ca.pem" in args, args
     assert not any(SECRET in a for a in args)
-    r = h.run([RUN], env=h.clean_env(**dict(base, EGRESS_CONFDIR=os.path.join(d, "nope"))))
+    # with routes (an upstream) the minted CA is required; without, egress idles
+    r = h.run([RUN], env=h.clean_env(**dict(base, EGRESS_CONFDIR=os.path.join(d, "nope"),
+                                             EGRESS_UPSTREAM_PROXY="http://127.0.0.1:8888")))
     assert r.returncode != 0 and "no CA at" in r.stderr, (r.returncode, r.stderr)
+    r = h.run([RUN], env=h.clean_env(**dict(base, EGRESS_CONFDIR=os.path.join(d, "nope"))))
+    assert r.returncode == 0 and "idle" in r.stderr, (r.returncode, r.stderr)

@@ -156,7 +156,7 @@ function DOCKER_OPS.network_list(rec, filter)
     local n = rec.networks[name]
     local match = true
     for k, v in pairs(filter and filter.labels or {}) do
-      if n.labels[k] ~= v then
+      if n.labels[k] == nil or (v ~= "" and n.labels[k] ~= v) then
         match = false
       end
     end
@@ -254,7 +254,8 @@ function DOCKER_OPS.container_list(rec, filter)
     local c = rec.containers[id]
     local match = true
     for k, v in pairs(filter and filter.labels or {}) do
-      if (c.spec.labels or {})[k] ~= v then
+      local have = (c.spec.labels or {})[k]
+      if have == nil or (v ~= "" and have ~= v) then
         match = false
       end
     end
@@ -366,7 +367,7 @@ end
 -- Parses `machine <verb>` flags like the real CLI: returns the parsed
 -- table or nil, reply (a clap-style usage error).
 local function parse_flags(args, i, spec)
-  local out = { env = {}, allow_cidrs = {}, positional = {} }
+  local out = { env = {}, allow_cidrs = {}, labels = {}, positional = {} }
   while i <= #args do
     local a = args[i]
     if a == "--" then
@@ -407,6 +408,7 @@ local function machine_specs(named)
   local name = named and { "name", true } or nil
   return {
     create = { ["--name"] = name, ["-n"] = name, ["--from"] = { "from", true }, ["--allow-cidr"] = { "allow_cidrs", true },
+      ["--label"] = { "labels", true },
       ["-e"] = ENV_FLAG, ["--env"] = ENV_FLAG, ["--net"] = { "net", false } },
     start = { ["--name"] = { "name", true }, ["-n"] = { "name", true } },
     stop = { ["--name"] = { "name", true }, ["-n"] = { "name", true } },
@@ -489,7 +491,12 @@ function M.smolvm_reply(rec, args, spec, call)
   if verb == "ls" then
     local list = {}
     for _, n in ipairs(sorted_keys(rec.machines)) do
-      list[#list + 1] = { name = n, state = rec.machines[n].running and "running" or "stopped" }
+      local labels = {}
+      for _, l in ipairs(rec.machines[n].labels or {}) do
+        local k, v = l:match("^([^=]+)=(.*)$")
+        labels[k] = v
+      end
+      list[#list + 1] = { name = n, state = rec.machines[n].running and "running" or "stopped", labels = labels }
     end
     return { code = 0, stdout = require("bottle.json").encode(list), stderr = "" }
   end
@@ -504,8 +511,11 @@ function M.smolvm_reply(rec, args, spec, call)
     if not p.from then
       return { code = 1, stdout = "", stderr = "Error: no image or --from given\n" }
     end
+    if #p.labels > 0 and not version_at_least(version, 1, 8) then
+      return clap_error("unexpected argument '--label' found")
+    end
     rec.machines[name] = { running = false, env = resolve_env(p.env, spec.env), allow_cidrs = p.allow_cidrs,
-      from = p.from }
+      from = p.from, labels = p.labels }
     rec.ever.machines[name] = true
     return { code = 0, stdout = "", stderr = "" }
   end
