@@ -265,7 +265,8 @@ end
 ---@param urls table { proxy=, git_gate=, supervise= }
 function M.fill_guest_env(plan, urls)
   for _, e in ipairs(plan.guest_env) do
-    if e.name == "HTTPS_PROXY" or e.name == "HTTP_PROXY" then
+    local n = e.name:upper()
+    if n == "HTTPS_PROXY" or n == "HTTP_PROXY" then
       e.value = urls.proxy
     elseif e.name == "GIT_GATE_URL" then
       e.value = urls.git_gate

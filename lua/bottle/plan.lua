@@ -215,9 +215,14 @@ local function guest_env(plan, env_entries)
     list[#list + 1] = e
   end
   -- Filled at launch, once the bundle's ports (or aliases) are known.
+  -- Both spellings: curl reads only the lower-case http_proxy for http://
+  -- URLs, other tools only the upper-case ones.
   add("HTTPS_PROXY", nil, { launch = true })
   add("HTTP_PROXY", nil, { launch = true })
   add("NO_PROXY", "localhost,127.0.0.1")
+  add("https_proxy", nil, { launch = true })
+  add("http_proxy", nil, { launch = true })
+  add("no_proxy", "localhost,127.0.0.1")
   if #plan.git_gate.repos > 0 then
     add("GIT_GATE_URL", nil, { launch = true })
   end

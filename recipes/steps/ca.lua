@@ -32,6 +32,7 @@ return {
       errors.raise(string.format("update-ca-certificates did not report '1 added'; the guest would not trust %s",
         facing), out)
     end
-    ctx.log.info("trusting %s's CA, SHA-256 %s", facing, assert(ca.fingerprint(cert)))
+    local summary = out:match("(%d+ added[^\n]*)") or ""
+    ctx.log.info("trusting %s's CA, SHA-256 %s (%s)", facing, assert(ca.fingerprint(cert)), summary)
   end,
 }

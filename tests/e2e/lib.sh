@@ -1,0 +1,142 @@
+# tests/e2e/lib.sh: shared set-up for the end-to-end tests of the recipes.
+#
+# Sourced by tests/e2e/test-*: result helpers, the engine and image checks,
+# a fake HTTPS upstream `upstream.test` (a container with host networking,
+# serving a leaf from its own test CA on the host's address), a sampler that
+# watches every process's argv for secret values, and a leak check for a
+# slug. All traffic stays on this machine.
+
+passed=0 failed=0 skipped=0
+ok() { echo "ok - $1"; passed=$((passed + 1)); }
+nok() { echo "not ok - $1${2:+: $2}"; failed=$((failed + 1)); }
+skip() { echo "skip - $1: $2"; skipped=$((skipped + 1)); }
+check() { # NAME STATUS [DETAIL]
+  if [ "$2" = 0 ]; then ok "$1"; else nok "$1" "${3:-}"; fi
+}
+finish() {
+  e2e_cleanup
+  echo "$passed passed, $failed failed, $skipped skipped"
+  [ "$failed" = 0 ]
+  exit
+}
+
+BOTTLE=${BOTTLE_BIN:-$PWD/${BUILD:-build}/bottle}
+E2E_ID=e2e$$$RANDOM
+E2E_LABEL=io.bottle.test=$E2E_ID
+E2E_WORK=$(mktemp -d)
+chmod 700 "$E2E_WORK"
+E2E_SAMPLER=""
+
+e2e_cleanup() {
+  [ -n "$E2E_SAMPLER" ] && kill "$E2E_SAMPLER" 2>/dev/null
+  docker ps -aq --filter "label=$E2E_LABEL" | xargs -r docker rm -f >/dev/null 2>&1
+  rm -rf "$E2E_WORK"
+}
+trap 'e2e_cleanup' EXIT
+
+# Skips the whole file (and exits) when something it needs is absent.
+e2e_require() { # NAME
+  if [ -z "${DOCKER_HOST:-}" ] || ! docker version >/dev/null 2>&1; then
+    skip "$1" "no Docker engine (set DOCKER_HOST)"
+    finish
+  fi
+  local tool
+  for tool in openssl curl; do
+    command -v "$tool" >/dev/null 2>&1 || { skip "$1" "$tool is not installed"; finish; }
+  done
+  [ -x "$BOTTLE" ] || { skip "$1" "no bottle binary at $BOTTLE (run make)"; finish; }
+  local out
+  if ! out=$(tests/images/build 2>&1); then
+    if [ "$(id -u)" != 0 ] && echo "$out" | grep -q 'needs root'; then
+      skip "$1" "the test images need building and that needs root"
+    else
+      nok "offline test images build" "$(echo "$out" | tail -n 5 | tr '\n' ' ')"
+    fi
+    finish
+  fi
+}
+
+# The host's own address (not loopback): bundles reach the host-network
+# upstream through it from any bridge.
+e2e_host_ip() {
+  hostname -I 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]+\.' | grep -v '^127\.' | head -n 1
+}
+
+# Starts upstream.test on the host's address, port $1, recording requests in
+# $E2E_WORK/record/log. Sets UPSTREAM_CA (its CA cert) and UPSTREAM_IP.
+e2e_upstream() { # PORT
+  local port=$1 w=$E2E_WORK/upstream
+  mkdir -p "$w" "$E2E_WORK/record"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=bottle e2e upstream CA" \
+    -keyout "$w/ca-key.pem" -out "$w/ca.pem" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null &&
+    openssl req -newkey rsa:2048 -nodes -subj /CN=upstream.test -keyout "$w/leaf-key.pem" -out "$w/leaf.csr" \
+      2>/dev/null &&
+    printf 'subjectAltName=DNS:upstream.test\nextendedKeyUsage=serverAuth\n' >"$w/leaf.ext" &&
+    openssl x509 -req -in "$w/leaf.csr" -CA "$w/ca.pem" -CAkey "$w/ca-key.pem" -CAcreateserial -days 2 \
+      -extfile "$w/leaf.ext" -out "$w/leaf.pem" 2>/dev/null || return 1
+  cp tests/fakes/upstream.py "$w/"
+  chmod -R a+rX "$w"
+  chmod a+rwx "$E2E_WORK/record"
+  UPSTREAM_CA=$w/ca.pem
+  UPSTREAM_IP=$(e2e_host_ip)
+  [ -n "$UPSTREAM_IP" ] || return 1
+  docker run -d --name "bottle-e2e-upstream-$E2E_ID" --label "$E2E_LABEL" --network host \
+    -v "$w:/srv:ro" -v "$E2E_WORK/record:/record" bottle-test-agent:latest \
+    python3 /srv/upstream.py /srv/leaf.pem /srv/leaf-key.pem "$port" /record/log 0.0.0.0 >/dev/null || return 1
+  local i
+  for i in $(seq 1 100); do
+    curl -fsS --cacert "$UPSTREAM_CA" --resolve "upstream.test:$port:127.0.0.1" \
+      "https://upstream.test:$port/ready" >/dev/null 2>&1 && { : >"$E2E_WORK/record/log"; return 0; }
+    sleep 0.1
+  done
+  return 1
+}
+
+# Watches /proc/*/cmdline of every process until stopped, appending the pid
+# and cmdline of any process whose argv holds a line of $1 (a file of
+# secret values, so they are never on the sampler's own argv).
+e2e_sampler_start() { # SECRETS_FILE
+  local secrets=$1 hits=$E2E_WORK/argv-hits
+  : >"$hits"
+  (
+    while :; do
+      for f in /proc/[0-9]*/cmdline; do
+        if grep -a -q -F -f "$secrets" "$f" 2>/dev/null; then
+          echo "$f: $(tr '\0' ' ' <"$f" 2>/dev/null | head -c 200)" >>"$hits"
+        fi
+      done
+      sleep 0.05
+    done
+  ) &
+  E2E_SAMPLER=$!
+}
+
+e2e_sampler_stop() {
+  [ -n "$E2E_SAMPLER" ] && kill "$E2E_SAMPLER" 2>/dev/null && wait "$E2E_SAMPLER" 2>/dev/null
+  E2E_SAMPLER=""
+  [ ! -s "$E2E_WORK/argv-hits" ]
+}
+
+# Nothing of the slug is left: no container, network, fake machine, state dir.
+e2e_leftovers() { # SLUG HOME
+  local slug=$1 home=$2 out=""
+  out+=$(docker ps -a --filter "label=io.bottle.slug=$slug" --format 'container {{.Names}} ')
+  out+=$(docker network ls --filter "label=io.bottle.slug=$slug" --format 'network {{.Name}} ')
+  out+=$(docker ps -a --filter "label=io.bottle.fake-smolvm.name=bottle-$slug" --format 'machine {{.Names}} ')
+  [ -d "$home/.local/state/bottle/$slug" ] && out+="state-dir $home/.local/state/bottle/$slug"
+  echo "$out"
+}
+
+# A private HOME with a bottle config; prints its path.
+e2e_home() {
+  local home
+  home=$(mktemp -d "$E2E_WORK/home.XXXXXX")
+  mkdir -p "$home/.config/bottle/bottles"
+  echo "$home"
+}
+
+# The slug a launch printed (first `launch plan <slug>:` line).
+e2e_slug() { # LOG
+  sed -nE 's/^launch plan ([a-z0-9-]+):.*/\1/p' "$1" | head -n 1
+}
