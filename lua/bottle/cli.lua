@@ -227,8 +227,8 @@ commands["ls"] = {
 }
 
 commands["cleanup"] = {
-  usage = "usage: bottle cleanup [--yes] [--json]\n\nFinds leftovers of crashed launches (containers, networks, VMs, " ..
-    "state dirs),\nlists them, asks once, removes them. Running it twice is harmless.\n\n" ..
+  usage = "usage: bottle cleanup [--yes] [--json]\n\nFinds leftovers of crashed launches (containers, networks, " ..
+    "VMs, state dirs),\nlists them, asks once, removes them. Running it twice is harmless.\n\n" ..
     "  --yes    do not ask\n  --json   print what was found and removed as JSON",
   flags = { ["--yes"] = "yes", ["-y"] = "yes", ["--json"] = "json" },
   run = function(opts)

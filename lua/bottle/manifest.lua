@@ -258,7 +258,8 @@ function M.warn_project_bottles(env, cwd)
   local st = fs.stat(cwd .. "/.bottle/bottles")
   if st and st.type == "dir" then
     require("bottle.ui").warn("ignoring %s/.bottle/bottles: bottles are read only from %s/bottles " ..
-      "(a repository must not define or redirect a bottle)", paths.pretty(env, cwd), paths.pretty(env, paths.config_dir(env)))
+      "(a repository must not define or redirect a bottle)", paths.pretty(env, cwd),
+      paths.pretty(env, paths.config_dir(env)))
   end
 end
 

@@ -47,14 +47,12 @@ end
 ---@return table|nil where {module=, path=, kind=, builtin=, tree=}
 ---@return string|nil err
 function M.locate(name)
-  local tried = {}
   for _, mod in ipairs(M.candidates(name)) do
-    local where, why = host.locate(mod)
+    local where = host.locate(mod)
     if where then
       where.module = mod
       return where
     end
-    tried[#tried + 1] = why
   end
   return nil, string.format("no recipe or module named '%s'", name)
 end

@@ -13,8 +13,8 @@ return {
       end
     end
     for _, repo in ipairs(plan.git_gate.repos) do
-      target:must("git config", { "git", "config", "--global", "url." .. gate .. "/" .. repo.name .. ".insteadOf", repo.url },
-        { user = "node" })
+      local key = "url." .. gate .. "/" .. repo.name .. ".insteadOf"
+      target:must("git config", { "git", "config", "--global", key, repo.url }, { user = "node" })
     end
     local user = plan.git_gate.user or {}
     if user.name then

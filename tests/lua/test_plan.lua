@@ -136,7 +136,8 @@ end)
 
 test("extends merges env per key and replaces egress wholesale", function()
   local p, done = build({
-    ["bottles/base.md"] = "---\nenv: {A: base, B: base}\negress:\n  routes:\n    - host: base.example\nsupervise: true\n---\n",
+    ["bottles/base.md"] = "---\nenv: {A: base, B: base}\negress:\n  routes:\n    - host: base.example\n" ..
+      "supervise: true\n---\n",
     ["bottles/child.md"] = "---\nextends: base\nenv: {B: child}\negress:\n  routes: []\n---\n",
   }, {}, { bottles = { "child" } })
   done()
@@ -183,7 +184,8 @@ env:
 end)
 
 test("an api.anthropic.com route gives the guest a placeholder token", function()
-  local p, done = build({ ["bottles/c.md"] = "---\negress:\n  routes:\n    - host: api.anthropic.com\n      auth: {scheme: Bearer, token_ref: OAUTH}\n---\n" },
+  local p, done = build({ ["bottles/c.md"] = "---\negress:\n  routes:\n    - host: api.anthropic.com\n" ..
+    "      auth: {scheme: Bearer, token_ref: OAUTH}\n---\n" },
     { OAUTH = "oauth-real-secret" }, { bottles = { "c" } })
   done()
   local found

@@ -331,7 +331,8 @@ scenario("skills are copied into the guest and owned by node", function(t)
     home = { [".claude/skills/pdf/SKILL.md"] = "# pdf\n" },
   })
   r:exit(0)
-  r:order({ "rm -rf /home/node/.claude/skills/pdf", "smolvm machine cp", "tar -xf", "chown -R node:node /home/node/.claude" })
+  r:order({ "rm -rf /home/node/.claude/skills/pdf", "smolvm machine cp", "tar -xf",
+    "chown -R node:node /home/node/.claude" })
   -- a non-empty prompt adds the prompt file flag
   r:has("claude --dangerously-skip-permissions --append-system-prompt-file /home/node/.bottle-prompt.txt")
 end)

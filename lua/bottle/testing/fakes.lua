@@ -407,8 +407,8 @@ local ENV_FLAG = { "env", true }
 local function machine_specs(named)
   local name = named and { "name", true } or nil
   return {
-    create = { ["--name"] = name, ["-n"] = name, ["--from"] = { "from", true }, ["--allow-cidr"] = { "allow_cidrs", true },
-      ["--label"] = { "labels", true },
+    create = { ["--name"] = name, ["-n"] = name, ["--from"] = { "from", true },
+      ["--allow-cidr"] = { "allow_cidrs", true }, ["--label"] = { "labels", true },
       ["-e"] = ENV_FLAG, ["--env"] = ENV_FLAG, ["--net"] = { "net", false } },
     start = { ["--name"] = { "name", true }, ["-n"] = { "name", true } },
     stop = { ["--name"] = { "name", true }, ["-n"] = { "name", true } },

@@ -239,12 +239,15 @@ function T:run(spec)
 
   local out = {}
   local real_stdout = io.stdout
-  io.stdout = { write = function(self, ...) -- luacheck: ignore 122
+  local capture = {}
+  function capture.write(file, ...)
     for _, s in ipairs({ ... }) do
       out[#out + 1] = tostring(s)
     end
-    return self
-  end, flush = function() end }
+    return file
+  end
+  function capture.flush() end
+  io.stdout = capture -- luacheck: ignore 122
   log.capture(true)
 
   local code, message
