@@ -44,7 +44,7 @@ BIND_OBJ := $(BIND_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/embed.o
 CTEST_SRC := $(wildcard tests/c/test_*.c)
 CTESTS   := $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test asan lint install clean deps check-c check-lua bench
+.PHONY: all test asan lint install clean deps check-c check-lua bench images run
 INIT_ALL := $(if $(wildcard runtime/init/*.c),$(BUILD)/bottle-init)
 all: $(BUILD)/bottle $(INIT_ALL) $(CTESTS)
 
@@ -109,6 +109,21 @@ lint:
 
 bench: all
 	BUILD=$(BUILD) bench/run
+
+# The sidecar and agent images (docker build; needs registry access). Each is
+# built only when the engine does not have it yet.
+SIDECAR_IMAGE ?= bottle-sidecars:latest
+AGENT_IMAGE   ?= bottle-agent:latest
+images:
+	@docker image inspect $(SIDECAR_IMAGE) >/dev/null 2>&1 || \
+	  docker build -f images/sidecars/Dockerfile -t $(SIDECAR_IMAGE) .
+	@docker image inspect $(AGENT_IMAGE) >/dev/null 2>&1 || \
+	  docker build -f images/agent/Dockerfile -t $(AGENT_IMAGE) images/agent
+
+# The main job: the default recipe (smolmachines), or RECIPE=docker.
+RECIPE ?= smolmachines
+run: all images
+	$(BUILD)/bottle recipe run $(RECIPE)
 
 install: $(BUILD)/bottle $(INIT_ALL)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SHAREDIR)
