@@ -6,10 +6,12 @@
 -- once (from `smolvm --version`, else from `machine create --help`) and the
 -- difference stays inside this module.
 --
--- Environment values that came from the host (forwarded `${VAR}` values,
--- answers to `?` prompts) are never put on smolvm's argv: they are passed as
--- `-e NAME` with the value in smolvm's own environment, which smolvm
--- forwards (Docker's `-e NAME` semantics, smolvm 0.8.2 and later).
+-- Secret values (forwarded `${VAR}` values, answers to `?` prompts) are
+-- never put on smolvm's argv and never given at create time (smolvm keeps
+-- create-time env in its machine record on disk; it reaches only PID 1
+-- anyway). Every exec passes them from smolvm's own environment: with
+-- `--secret-env NAME=BOTTLE_SECRET_NAME` (smolvm 1.0+, never persisted),
+-- else `-e NAME` (Docker's `-e NAME` semantics, smolvm 0.8.1+).
 local proc = require("rt.proc")
 local errors = require("bottle.errors")
 local ui = require("bottle.ui")
@@ -105,7 +107,8 @@ function Driver:detect()
   if v then
     self.version = table.concat(v, ".")
     self.named = at_least(v, 1, 1, 0)
-    self.forward_env = at_least(v, 0, 8, 2)
+    self.forward_env = at_least(v, 0, 8, 1)
+    self.secret_flag = at_least(v, 1, 0, 0)
     self.labels = at_least(v, 1, 8, 0)
   else
     local help = self:run({ "machine", "create", "--help" })
@@ -117,16 +120,22 @@ function Driver:detect()
   return self
 end
 
---- Turns env entries into `-e` flags and the values for smolvm's own
---- environment. Entries: { name, value, secret }.
-function Driver:env_flags(entries)
+--- Turns env entries into flags and the values for smolvm's own
+--- environment. Entries: { name, value, secret }. `create` leaves secrets
+--- out (see the header).
+function Driver:env_flags(entries, create)
   local flags, secret_env = {}, {}
   for _, e in ipairs(entries or {}) do
-    if e.value ~= nil then
-      if e.secret then
+    if e.value ~= nil and not (e.secret and create) then
+      if e.secret and self.secret_flag then
+        local host_var = "BOTTLE_SECRET_" .. e.name
+        flags[#flags + 1] = "--secret-env"
+        flags[#flags + 1] = e.name .. "=" .. host_var
+        secret_env[host_var] = e.value
+      elseif e.secret then
         if not self.forward_env then
           errors.raise(string.format("smolvm %s cannot take %s without putting its value on the command line; " ..
-            "upgrade smolvm to 0.8.2 or later", self.version or "?", e.name))
+            "upgrade smolvm to 0.8.1 or later", self.version or "?", e.name))
         end
         flags[#flags + 1] = "-e"
         flags[#flags + 1] = e.name
@@ -164,9 +173,9 @@ function Driver:create(name, opts)
     args[#args + 1] = "--allow-cidr"
     args[#args + 1] = cidr
   end
-  local flags, secret_env = self:env_flags(opts.env)
+  local flags = self:env_flags(opts.env, true)
   table.move(flags, 1, #flags, #args + 1, args)
-  local r = self:run(args, { secret_env = secret_env })
+  local r = self:run(args)
   if r.code ~= 0 then
     failed("machine create", r)
   end

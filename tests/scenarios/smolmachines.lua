@@ -237,10 +237,20 @@ scenario("no token or forwarded value reaches any argv", function(t)
   local r = t:run(full())
   r:exit(0)
   r:no_secret({ TOKEN, FORWARDED })
-  -- the forwarded value reached smolvm through its environment, by name
+  -- secrets are not given at create (smolvm would keep them on disk) ...
   local create = r:has("smolvm machine create")
-  t:contains(create.argv, "FORWARDED")
-  t:contains(create.env_names, "FORWARDED")
+  t:not_contains(create.text, "FORWARDED")
+  -- ... but on every exec, by reference, the value in smolvm's environment
+  local exec = r:has("smolvm machine exec")
+  t:contains(exec.argv, "FORWARDED=BOTTLE_SECRET_FORWARDED")
+  t:contains(exec.env_names, "BOTTLE_SECRET_FORWARDED")
+  -- the 0.8 form has no --secret-env: -e NAME, the value in the environment
+  local old = t:run(full({ smolvm = { version = "0.8.2" } }))
+  old:exit(0)
+  old:no_secret({ TOKEN, FORWARDED })
+  exec = old:has("smolvm machine exec")
+  t:contains(exec.argv, "FORWARDED")
+  t:contains(exec.env_names, "FORWARDED")
 end)
 
 scenario("an ejected and edited provisioning step is the one that runs", function(t)

@@ -367,7 +367,7 @@ end
 -- Parses `machine <verb>` flags like the real CLI: returns the parsed
 -- table or nil, reply (a clap-style usage error).
 local function parse_flags(args, i, spec)
-  local out = { env = {}, allow_cidrs = {}, labels = {}, positional = {} }
+  local out = { env = {}, allow_cidrs = {}, labels = {}, secret_env = {}, positional = {} }
   while i <= #args do
     local a = args[i]
     if a == "--" then
@@ -414,7 +414,8 @@ local function machine_specs(named)
     stop = { ["--name"] = { "name", true }, ["-n"] = { "name", true } },
     delete = { ["--name"] = name, ["-n"] = name, ["--force"] = { "force", false }, ["-f"] = { "force", false } },
     exec = { ["--name"] = { "name", true }, ["-w"] = { "workdir", true }, ["--workdir"] = { "workdir", true },
-      ["-e"] = ENV_FLAG, ["--env"] = ENV_FLAG, ["-i"] = { "interactive", false }, ["-t"] = { "tty", false },
+      ["-e"] = ENV_FLAG, ["--env"] = ENV_FLAG, ["--secret-env"] = { "secret_env", true },
+      ["-i"] = { "interactive", false }, ["-t"] = { "tty", false },
       ["--timeout"] = { "timeout", true }, trailing = true },
     ls = { ["--json"] = { "json", false } },
   }
@@ -542,9 +543,20 @@ function M.smolvm_reply(rec, args, spec, call)
     if not p.command or #p.command == 0 then
       return clap_error("the following required arguments were not provided: <COMMAND>...")
     end
+    if #p.secret_env > 0 and not version_at_least(version, 1, 0) then
+      return clap_error("unexpected argument '--secret-env' found")
+    end
     m.execs = m.execs + 1
     call.exec_n = m.execs
     call.guest_env = resolve_env(p.env, spec.env)
+    for _, s2 in ipairs(p.secret_env) do
+      local guest, host_var = s2:match("^([^=]+)=(.+)$")
+      if not guest or not (spec.env and spec.env[host_var]) then
+        return { code = 1, stdout = "", stderr = "Error: secret-env: host variable " .. tostring(host_var) ..
+          " is not set\n" }
+      end
+      call.guest_env[guest] = spec.env[host_var]
+    end
     call.command = p.command
     if p.interactive and spec.interactive then
       call.agent = true
