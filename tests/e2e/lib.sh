@@ -140,3 +140,22 @@ e2e_home() {
 e2e_slug() { # LOG
   sed -nE 's/^launch plan ([a-z0-9-]+):.*/\1/p' "$1" | head -n 1
 }
+
+# e2e_exec NAME=VALUE... -- CMD ARG...: replaces the current (sub)shell with
+# CMD run with exactly that environment, like `env -i` but without putting
+# the values on any process's argv (the assignments are builtins). Use it as
+# `e2e_exec ... &`: $! is then CMD's own pid.
+e2e_exec() {
+  while IFS= read -r v; do unset "$v"; done < <(compgen -e)
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do
+    export "${1?}"
+    shift
+  done
+  shift
+  exec "$@"
+}
+
+# e2e_run: the same in the foreground (in a subshell).
+e2e_run() {
+  (e2e_exec "$@")
+}
