@@ -30,6 +30,9 @@ static const char *errno_name(int e) {
   case ENOTEMPTY: return "ENOTEMPTY";
   case ENOSPC: return "ENOSPC";
   case ELOOP: return "ELOOP";
+  case ENAMETOOLONG: return "ENAMETOOLONG";
+  case EROFS: return "EROFS";
+  case EBUSY: return "EBUSY";
   default: return "EIO";
   }
 }

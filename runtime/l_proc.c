@@ -157,8 +157,13 @@ static int l_run(lua_State *L) {
   case PROC_NOT_FOUND:
     proc_result_free(&res);
     lua_pushnil(L);
-    lua_pushfstring(L, "%s: not found", spec.argv[0]);
-    lua_pushliteral(L, "ENOENT");
+    if (res.error == EACCES) {
+      lua_pushfstring(L, "%s: permission denied", spec.argv[0]);
+      lua_pushliteral(L, "EACCES");
+    } else {
+      lua_pushfstring(L, "%s: not found", spec.argv[0]);
+      lua_pushliteral(L, "ENOENT");
+    }
     return 3;
   case PROC_SPAWN_FAILED:
     proc_result_free(&res);

@@ -8,10 +8,12 @@
 #include "host.h"
 #include "log.h"
 
+/* --lua-dir may come anywhere before `--` (bottle.cli accepts it there too);
+ * words after `--` belong to the agent's command. */
 static int collect_lua_dirs(int argc, char **argv, struct host_opts *o) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if (a[0] != '-' || strcmp(a, "--") == 0) break;
+    if (strcmp(a, "--") == 0) break;
     const char *dir = NULL;
     if (strcmp(a, "--lua-dir") == 0) {
       if (i + 1 >= argc) break; /* bottle.cli reports the missing value */

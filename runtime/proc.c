@@ -315,7 +315,7 @@ int proc_run(const struct proc_spec *spec, struct proc_result *res) {
   close_fd(&in_p[1]);
 
   if (res->status == PROC_TIMEOUT) {
-    signal_child(pid, 1, SIGKILL);
+    signal_child(pid, own_group, SIGKILL);
   } else if (res->status == PROC_INTERRUPTED) {
     if (spec->interactive) {
       /* A terminal ^C already reached the child; give it a moment to end on

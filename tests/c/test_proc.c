@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proc.h"
@@ -125,6 +126,25 @@ static void test_background_child_does_not_hang(void) {
   proc_result_free(&r);
 }
 
+/* An interactive child shares our process group: the timeout must still
+ * kill it, not wait for it to end by itself. */
+static void test_interactive_timeout(void) {
+  struct proc_spec s = {0};
+  const char *argv[] = {"sleep", "5", NULL};
+  s.argv = argv;
+  s.interactive = 1;
+  s.timeout_ms = 200;
+  struct timespec a, b;
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  struct proc_result r;
+  proc_run(&s, &r);
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+  CHECK_INT(r.status, PROC_TIMEOUT);
+  CHECK(ms < 2000, "took %ld ms", ms);
+  proc_result_free(&r);
+}
+
 static int always_sigterm(void) { return SIGTERM; }
 
 static void test_pending_signal_stops_child(void) {
@@ -167,6 +187,7 @@ int main(void) {
   RUN(test_timeout_kills_group);
   RUN(test_background_child_does_not_hang);
   RUN(test_pending_signal_stops_child);
+  RUN(test_interactive_timeout);
   RUN(test_no_fd_leaks_into_child);
   RUN(test_resolve);
   return tap_done();

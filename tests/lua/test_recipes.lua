@@ -63,6 +63,9 @@ test("--lua-dir and BOTTLE_PATH beat the user dir; the cwd is never searched", f
       home .. "/config/bottle/recipes/hello.lua\n")
     local r = bottle(home, { "--lua-dir=" .. home .. "/ld", "recipe", "which", "hello" })
     A.eq(r.stdout, home .. "/ld/recipes/hello.lua\n")
+    -- global options may also follow the command
+    r = bottle(home, { "recipe", "which", "--lua-dir", home .. "/ld", "hello" })
+    A.eq(r.stdout, home .. "/ld/recipes/hello.lua\n")
   end)
 end)
 
