@@ -86,6 +86,33 @@ test("a module override in the user dir replaces the built-in module", function(
   end)
 end)
 
+-- Acceptance: eject the main recipe, edit it, and the edit is what runs;
+-- --lua-dir still wins; a smolmachines.lua in the cwd is ignored.
+test("an ejected and edited smolmachines is the one that runs", function()
+  with_home(function(home)
+    local r = bottle(home, { "recipe", "eject", "smolmachines" })
+    local path = home .. "/config/bottle/recipes/smolmachines.lua"
+    A.eq(r.code, 0)
+    A.eq(r.stdout, path .. "\n")
+    A.eq(bottle(home, { "recipe", "which", "smolmachines" }).stdout, path .. "\n")
+    local src = assert(fs.read(path))
+    local edited = src:gsub("run = function%(ctx%)", 'run = function(ctx)\n    print("edited copy") do return 5 end', 1)
+    A.neq(edited, src)
+    assert(fs.write(path, edited))
+    r = bottle(home, { "recipe", "run", "smolmachines" })
+    A.eq(r.code, 5)
+    A.eq(r.stdout, "edited copy\n")
+    -- the default recipe is the edited one too
+    A.eq(bottle(home, { "recipe", "run" }).stdout, "edited copy\n")
+    fs.mkdir_p(home .. "/ld/recipes")
+    fs.write(home .. "/ld/recipes/smolmachines.lua", recipe_src("from lua-dir", 0))
+    A.eq(bottle(home, { "--lua-dir", home .. "/ld", "recipe", "run", "smolmachines" }).stdout, "from lua-dir\n")
+    fs.mkdir_p(home .. "/cwd")
+    fs.write(home .. "/cwd/smolmachines.lua", recipe_src("from cwd", 0))
+    A.eq(bottle(home, { "recipe", "run", "smolmachines" }, home .. "/cwd").stdout, "edited copy\n")
+  end)
+end)
+
 test("the recipe contract is checked and what is missing is named", function()
   with_home(function(home)
     fs.mkdir_p(home .. "/config/bottle/recipes")

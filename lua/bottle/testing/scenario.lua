@@ -349,7 +349,6 @@ function M.main(paths)
     env.scenario = function(name, fn)
       cases[#cases + 1] = { name = name, fn = fn }
     end
-    env.assert = A
     local src, rerr = fs.read(file)
     local chunk, lerr
     if src then
