@@ -115,6 +115,7 @@ bench: all
 SIDECAR_IMAGE ?= bottle-sidecars:latest
 AGENT_IMAGE   ?= bottle-agent:latest
 images:
+	@tools/ensure-engine
 	@docker image inspect $(SIDECAR_IMAGE) >/dev/null 2>&1 || \
 	  docker build -f images/sidecars/Dockerfile -t $(SIDECAR_IMAGE) .
 	@docker image inspect $(AGENT_IMAGE) >/dev/null 2>&1 || \
