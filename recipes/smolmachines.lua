@@ -17,12 +17,9 @@ return {
 
   run = function(ctx)
     local step = ctx.log.step
-    local plan = launch.plan(ctx, "smolmachines")
-    if ctx.opts.dry_run then
-      return launch.dry_run(ctx, plan)
-    end
-    if not launch.preflight(ctx, plan) then
-      return 0
+    local plan = launch.start(ctx, "smolmachines")
+    if not plan then
+      return 0 -- a dry run, or the user declined
     end
 
     local smolvm = step("smolvm", function()

@@ -584,6 +584,25 @@ static char *label_filter(const struct docker_kv *labels) {
   return buf_take(&q, NULL);
 }
 
+static const long OK200[] = {200, 0};
+
+/* GET base (which may already carry a query) with the label filter added;
+ * returns the engine's JSON list or NULL (error set). */
+static cJSON *get_list(struct docker *d, const char *op, const char *base, const struct docker_kv *labels) {
+  char *filter = label_filter(labels);
+  struct buf p = {0};
+  buf_adds(&p, base);
+  if (filter && *filter) buf_printf(&p, "%c%s", strchr(base, '?') ? '&' : '?', filter);
+  free(filter);
+  char *path = buf_take(&p, NULL);
+  if (!path) return oom(d, op), NULL;
+  struct request rq = {.op = op, .method = "GET", .path = path};
+  cJSON *j;
+  long st = call(d, &rq, OK200, &j);
+  free(path);
+  return st < 0 ? NULL : j;
+}
+
 /* ---- demultiplexing of attach/exec/log streams ---- */
 
 struct demux {
@@ -643,7 +662,6 @@ void docker_output_free(struct docker_output *o) {
 
 /* ---- operations ---- */
 
-static const long OK200[] = {200, 0};
 static const long OK201[] = {201, 0};
 
 int docker_ping(struct docker *d) {
@@ -775,18 +793,8 @@ static cJSON *string_object(const cJSON *src) {
 cJSON *docker_network_list(struct docker *d, const struct docker_kv *labels) {
   static const char op[] = "network list";
   begin(d);
-  char *filter = label_filter(labels);
-  struct buf p = {0};
-  buf_adds(&p, "/networks");
-  if (filter && *filter) buf_printf(&p, "?%s", filter);
-  free(filter);
-  char *path = buf_take(&p, NULL);
-  if (!path) return oom(d, op), NULL;
-  struct request rq = {.op = op, .method = "GET", .path = path};
-  cJSON *j;
-  long st = call(d, &rq, OK200, &j);
-  free(path);
-  if (st < 0) return NULL;
+  cJSON *j = get_list(d, op, "/networks", labels);
+  if (!j) return NULL;
   cJSON *list = cJSON_CreateArray();
   const cJSON *n;
   cJSON_ArrayForEach(n, j) {
@@ -1019,18 +1027,8 @@ cJSON *docker_container_inspect(struct docker *d, const char *id) {
 cJSON *docker_container_list(struct docker *d, const struct docker_kv *labels, int all) {
   static const char op[] = "container list";
   begin(d);
-  char *filter = label_filter(labels);
-  struct buf p = {0};
-  buf_printf(&p, "/containers/json?all=%d", all ? 1 : 0);
-  if (filter && *filter) buf_printf(&p, "&%s", filter);
-  free(filter);
-  char *path = buf_take(&p, NULL);
-  if (!path) return oom(d, op), NULL;
-  struct request rq = {.op = op, .method = "GET", .path = path};
-  cJSON *j;
-  long st = call(d, &rq, OK200, &j);
-  free(path);
-  if (st < 0) return NULL;
+  cJSON *j = get_list(d, op, all ? "/containers/json?all=1" : "/containers/json?all=0", labels);
+  if (!j) return NULL;
   cJSON *list = cJSON_CreateArray();
   const cJSON *c;
   cJSON_ArrayForEach(c, j) {

@@ -55,13 +55,7 @@ function C:exec(argv, opts)
   return r
 end
 
-function C:run(argv, opts)
-  return exec.run(self, argv, opts)
-end
-
-function C:must(what, argv, opts)
-  return exec.must(self, what, argv, opts)
-end
+exec.mixin(C)
 
 function C:put_text(text, guest_path)
   self:must("write " .. guest_path, { "sh", "-c", 'cat > "$1"', "sh", guest_path }, { stdin = text })

@@ -61,4 +61,16 @@ function M.must(target, what, argv, opts)
   return r
 end
 
+--- Adds run and must (above) as methods of a target class whose exec(argv,
+--- opts) runs one command (bottle.vm, bottle.container).
+function M.mixin(class)
+  function class.run(target, argv, opts)
+    return M.run(target, argv, opts)
+  end
+  function class.must(target, what, argv, opts)
+    return M.must(target, what, argv, opts)
+  end
+  return class
+end
+
 return M

@@ -37,6 +37,21 @@ function M.plan(ctx, backend)
   return plan_mod.build(ctx, backend)
 end
 
+--- The common opening of a launch: plan; for --dry-run print it and stop;
+--- else confirm. Returns the plan, or nil when the recipe should return 0
+--- without creating anything (a dry run, a declined prompt).
+function M.start(ctx, backend)
+  local plan = M.plan(ctx, backend)
+  if ctx.opts.dry_run then
+    M.dry_run(ctx, plan)
+    return nil
+  end
+  if not M.preflight(ctx, plan) then
+    return nil
+  end
+  return plan
+end
+
 --- `--dry-run`: the summary on stderr, with --json the plan on stdout.
 function M.dry_run(ctx, plan)
   ui.info("%s", plan_mod.summary(plan))

@@ -402,27 +402,9 @@ end
 function M.to_json(plan)
   local routes = json.array()
   for _, r in ipairs(plan.egress_table) do
-    local matches = json.array()
-    for _, m in ipairs(r.matches or {}) do
-      local e = {}
-      if m.paths then
-        e.paths = json.array()
-        for _, p in ipairs(m.paths) do
-          e.paths[#e.paths + 1] = { type = p.type, value = p.value }
-        end
-      end
-      if m.methods then
-        e.methods = json.array({ table.unpack(m.methods) })
-      end
-      matches[#matches + 1] = e
-    end
-    routes[#routes + 1] = {
-      host = r.host,
-      auth_scheme = r.auth_scheme or json.null,
-      token_env = r.token_env or json.null,
-      matches = matches,
-      passthrough = r.passthrough or false,
-    }
+    local route = render.route_json(r)
+    route.passthrough = r.passthrough or false
+    routes[#routes + 1] = route
   end
   local volumes = json.array()
   for _, v in ipairs(plan.bundle.volumes) do

@@ -54,28 +54,33 @@ end
 function M.egress_routes(plan)
   local routes = json.array()
   for _, r in ipairs(plan.egress_table) do
-    local matches = json.array()
-    for _, m in ipairs(r.matches or {}) do
-      local entry = {}
-      if m.paths then
-        entry.paths = json.array()
-        for _, p in ipairs(m.paths) do
-          entry.paths[#entry.paths + 1] = { type = p.type, value = p.value }
-        end
-      end
-      if m.methods then
-        entry.methods = json.array({ table.unpack(m.methods) })
-      end
-      matches[#matches + 1] = entry
-    end
-    routes[#routes + 1] = {
-      host = r.host,
-      auth_scheme = r.auth_scheme or json.null,
-      token_env = r.token_env or json.null,
-      matches = matches,
-    }
+    routes[#routes + 1] = M.route_json(r)
   end
   return json.encode({ version = 1, routes = routes }, true) .. "\n"
+end
+
+--- One route of egress's table as JSON-ready data (the plan JSON uses it too).
+function M.route_json(r)
+  local matches = json.array()
+  for _, m in ipairs(r.matches or {}) do
+    local entry = {}
+    if m.paths then
+      entry.paths = json.array()
+      for _, p in ipairs(m.paths) do
+        entry.paths[#entry.paths + 1] = { type = p.type, value = p.value }
+      end
+    end
+    if m.methods then
+      entry.methods = json.array({ table.unpack(m.methods) })
+    end
+    matches[#matches + 1] = entry
+  end
+  return {
+    host = r.host,
+    auth_scheme = r.auth_scheme or json.null,
+    token_env = r.token_env or json.null,
+    matches = matches,
+  }
 end
 
 --- host and port of an SSH git URL (ssh://[user@]host[:port]/path or

@@ -62,15 +62,8 @@ function VM:exec(argv, opts)
   })
 end
 
---- exec with the warm-up retry (bottle.exec.run).
-function VM:run(argv, opts)
-  return exec.run(self, argv, opts)
-end
-
---- exec that raises "<what>: ..." on a non-zero exit.
-function VM:must(what, argv, opts)
-  return exec.must(self, what, argv, opts)
-end
+-- run (exec with the warm-up retry) and must (raising on failure).
+exec.mixin(VM)
 
 --- Copies a host file into the guest (root-owned; chown afterwards).
 function VM:put(host_path, guest_path)
