@@ -109,6 +109,7 @@ function Driver:detect()
     self.named = at_least(v, 1, 1, 0)
     self.forward_env = at_least(v, 0, 8, 1)
     self.secret_flag = at_least(v, 1, 0, 0)
+    self.local_images = at_least(v, 1, 1, 0)
     self.labels = at_least(v, 1, 8, 0)
   else
     local help = self:run({ "machine", "create", "--help" })
@@ -160,6 +161,9 @@ function Driver:create(name, opts)
   if opts.from then
     args[#args + 1] = "--from"
     args[#args + 1] = opts.from
+  elseif opts.image then
+    args[#args + 1] = "--image"
+    args[#args + 1] = opts.image
   end
   -- Labels (smolvm 1.8+) let `bottle ls` and `bottle cleanup` recognise
   -- their machines without relying on the name alone.
@@ -260,9 +264,10 @@ function Driver:ls()
   return list
 end
 
---- smolvm pack create --image IMAGE -o OUT (OUT.smolmachine is the artifact).
-function Driver:pack(image, out)
-  local r = self:run({ "pack", "create", "--image", image, "-o", out })
+--- smolvm pack create --from-vm NAME -o OUT: packs a stopped machine
+--- (OUT.smolmachine is the artifact).
+function Driver:pack_from_vm(name, out)
+  local r = self:run({ "pack", "create", "--from-vm", name, "-o", out })
   if r.code ~= 0 then
     failed("pack create", r)
   end

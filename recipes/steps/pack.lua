@@ -1,12 +1,15 @@
 -- Step `pack`: the packed agent image smolvm boots from.
 --
--- BOTTLE_AGENT_ARTIFACT names a ready .smolmachine file. Otherwise the
--- local agent image (BOTTLE_AGENT_IMAGE, default bottle-agent:latest) is
--- exported from the Docker engine (`docker save` format) and packed with
--- `smolvm pack create` once per image ID into
--- ${XDG_CACHE_HOME:-~/.cache}/bottle/smolmachines/, then reused while the
--- image ID stays the same. No registry is involved.
+-- BOTTLE_AGENT_ARTIFACT names a ready .smolmachine file. Otherwise the local
+-- agent image (BOTTLE_AGENT_IMAGE, default bottle-agent:latest) is packed once
+-- per image ID into ${XDG_CACHE_HOME:-~/.cache}/bottle/smolmachines/ and
+-- reused while the image ID stays the same. No registry is involved:
+-- `smolvm pack create --image` only pulls from a registry, but smolvm 1.1+
+-- boots a machine from a `docker save` archive, and `pack create --from-vm`
+-- packs a stopped machine. So: export the image from the engine, boot it
+-- once in a throwaway machine (which unpacks it), stop it, pack it, delete it.
 local docker = require("rt.docker")
+local defer = require("rt.defer")
 local fs = require("rt.fs")
 local errors = require("bottle.errors")
 local paths = require("bottle.paths")
@@ -25,7 +28,7 @@ return {
     local image = plan.images.agent
     local info, err = docker.image_inspect(image)
     if not info then
-      errors.raise(string.format("pack: the agent image %s is not in the local engine (%s); build it " ..
+      errors.raise(string.format("the agent image %s is not in the local engine (%s); build it " ..
         "(see images/README.md) or set BOTTLE_AGENT_ARTIFACT to a .smolmachine file", image, err))
     end
     local id = info.id:gsub("^sha256:", ""):sub(1, 16)
@@ -36,26 +39,41 @@ return {
       ctx.log.trace("reusing %s", artifact)
       return artifact
     end
-    assert(fs.mkdir_p(dir, 448))
-    -- Pack under a private name and rename into place, so a concurrent launch
-    -- never boots a half-written artifact.
-    local tmp = dir .. "/.pack-" .. fs.random_hex(4)
-    local archive = tmp .. ".tar"
-    local ok, perr = pcall(function()
-      local saved, serr = docker.image_save(image, archive)
-      if not saved then
-        errors.raise("pack: " .. serr)
-      end
-      smolvm:pack(archive, tmp)
-      assert(fs.rename(tmp .. ".smolmachine", artifact))
-      assert(fs.rename(tmp, stub))
-    end)
-    fs.rm_rf(archive)
-    fs.rm_rf(tmp)
-    fs.rm_rf(tmp .. ".smolmachine")
-    if not ok then
-      error(perr, 0)
+    if not smolvm.local_images then
+      errors.raise(string.format("smolvm %s cannot boot a local image; pack one yourself " ..
+        "(smolvm pack create --image <registry ref> -o <path>) and set BOTTLE_AGENT_ARTIFACT to <path>.smolmachine",
+        smolvm.version or "(unknown version)"))
     end
+    assert(fs.mkdir_p(dir, 448))
+    -- Private names, renamed into place at the end: a concurrent launch never
+    -- boots a half-written artifact, and a failure leaves nothing behind.
+    local tag = fs.random_hex(4)
+    local tmp = dir .. "/.pack-" .. tag
+    local archive = tmp .. ".tar"
+    local machine = "bottle-pack-" .. id:sub(1, 12) .. "-" .. tag
+    local scope <close> = defer.scope()
+    scope:defer(fs.rm_rf, tmp .. ".smolmachine")
+    scope:defer(fs.rm_rf, tmp)
+    scope:defer(fs.rm_rf, archive)
+    local saved, serr = docker.image_save(image, archive)
+    if not saved then
+      errors.raise(serr)
+    end
+    smolvm:create(machine, { image = archive })
+    local running = false
+    scope:defer(function()
+      if running then
+        smolvm:stop(machine)
+      end
+      smolvm:delete(machine)
+    end)
+    smolvm:start(machine)
+    running = true
+    smolvm:stop(machine)
+    running = false
+    smolvm:pack_from_vm(machine, tmp)
+    assert(fs.rename(tmp .. ".smolmachine", artifact))
+    assert(fs.rename(tmp, stub))
     return artifact
   end,
 }

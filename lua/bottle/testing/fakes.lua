@@ -407,7 +407,7 @@ local ENV_FLAG = { "env", true }
 local function machine_specs(named)
   local name = named and { "name", true } or nil
   return {
-    create = { ["--name"] = name, ["-n"] = name, ["--from"] = { "from", true },
+    create = { ["--name"] = name, ["-n"] = name, ["--from"] = { "from", true }, ["--image"] = { "image", true },
       ["--allow-cidr"] = { "allow_cidrs", true }, ["--label"] = { "labels", true },
       ["-e"] = ENV_FLAG, ["--env"] = ENV_FLAG, ["--net"] = { "net", false } },
     start = { ["--name"] = { "name", true }, ["-n"] = { "name", true } },
@@ -451,12 +451,21 @@ function M.smolvm_reply(rec, args, spec, call)
   end
   if args[1] == "pack" and args[2] == "create" then
     local p = parse_flags(args, 3, { ["--image"] = { "image", true }, ["-I"] = { "image", true },
-      ["-o"] = { "output", true }, ["--output"] = { "output", true } })
-    if not p or not p.image or not p.output then
-      return clap_error("pack create needs --image and -o")
+      ["--from-vm"] = { "from_vm", true }, ["-o"] = { "output", true }, ["--output"] = { "output", true } })
+    if not p or not (p.image or p.from_vm) or not p.output then
+      return clap_error("pack create needs --image or --from-vm, and -o")
+    end
+    if p.from_vm then
+      local m = rec.machines[p.from_vm]
+      if not m then
+        return { code = 1, stdout = "", stderr = "Error: VM '" .. p.from_vm .. "' not found\n" }
+      end
+      if m.running then
+        return { code = 1, stdout = "", stderr = "Error: VM '" .. p.from_vm .. "' is running. Stop it first\n" }
+      end
     end
     real_fs.write(p.output, "#!/bin/sh\n", 448)
-    real_fs.write(p.output .. ".smolmachine", "fake packed machine of " .. p.image .. "\n", 384)
+    real_fs.write(p.output .. ".smolmachine", "fake packed machine of " .. (p.image or p.from_vm) .. "\n", 384)
     return { code = 0, stdout = "", stderr = "" }
   end
   if args[1] ~= "machine" then
@@ -509,8 +518,11 @@ function M.smolvm_reply(rec, args, spec, call)
     if m then
       return { code = 1, stdout = "", stderr = "Error: machine '" .. name .. "' already exists\n" }
     end
-    if not p.from then
+    if not p.from and not p.image then
       return { code = 1, stdout = "", stderr = "Error: no image or --from given\n" }
+    end
+    if p.image and p.image:find("/", 1, true) and not version_at_least(version, 1, 1) then
+      return { code = 1, stdout = "", stderr = "Error: pull image: " .. p.image .. ": not a registry reference\n" }
     end
     if #p.labels > 0 and not version_at_least(version, 1, 8) then
       return clap_error("unexpected argument '--label' found")

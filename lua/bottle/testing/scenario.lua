@@ -201,7 +201,7 @@ end
 ---   files     config dir files: { ["bottles/work.md"] = "..." }
 ---   home      files under HOME: { [".claude/skills/pdf/SKILL.md"] = "..." }
 ---   lua       files of an extra search root: { ["recipes/steps/ca.lua"] = "..." }
----   env       host environment additions
+---   env       host environment additions (a leading ~/ is the scenario's HOME)
 ---   answers   values for `?` prompts, by variable name
 ---   confirm   answer to `launch this agent?` (default yes) when args lack --yes
 ---   docker, smolvm, net, exec, agent_exit, fail, signal, delay: see fakes.lua
@@ -218,7 +218,7 @@ function T:run(spec)
   end
   local env = { HOME = home, PATH = os.getenv("PATH"), BOTTLE_SMOLVM = "smolvm" }
   for k, v in pairs(spec.env or {}) do
-    env[k] = v
+    env[k] = v:gsub("^~/", home .. "/")
   end
   local rec = fakes.recorder({
     docker = spec.docker, smolvm = spec.smolvm, net = spec.net, exec = spec.exec, agent_exit = spec.agent_exit,
