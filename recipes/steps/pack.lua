@@ -59,7 +59,8 @@ return {
     if not saved then
       errors.raise(serr)
     end
-    smolvm:create(machine, { image = archive })
+    -- Labelled with the launch's slug, so `bottle cleanup` finds it after a crash.
+    smolvm:create(machine, { image = archive, labels = { ["io.bottle.slug"] = plan.slug, ["io.bottle.role"] = "pack" } })
     local running = false
     scope:defer(function()
       if running then
