@@ -60,7 +60,8 @@ return {
       errors.raise(serr)
     end
     -- Labelled with the launch's slug, so `bottle cleanup` finds it after a crash.
-    smolvm:create(machine, { image = archive, labels = { ["io.bottle.slug"] = plan.slug, ["io.bottle.role"] = "pack" } })
+    smolvm:create(machine, { image = archive,
+      labels = { ["io.bottle.slug"] = plan.slug, ["io.bottle.role"] = "pack" } })
     local running = false
     scope:defer(function()
       if running then
