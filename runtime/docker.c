@@ -586,6 +586,17 @@ static char *label_filter(const struct docker_kv *labels) {
 
 static const long OK200[] = {200, 0};
 
+/* GET path (taken: freed here) and decode the JSON answer; NULL on error
+ * (set). */
+static cJSON *get_json(struct docker *d, const char *op, char *path) {
+  if (!path) return oom(d, op), NULL;
+  struct request rq = {.op = op, .method = "GET", .path = path};
+  cJSON *j;
+  long st = call(d, &rq, OK200, &j);
+  free(path);
+  return st < 0 ? NULL : j;
+}
+
 /* GET base (which may already carry a query) with the label filter added;
  * returns the engine's JSON list or NULL (error set). */
 static cJSON *get_list(struct docker *d, const char *op, const char *base, const struct docker_kv *labels) {
@@ -594,13 +605,7 @@ static cJSON *get_list(struct docker *d, const char *op, const char *base, const
   buf_adds(&p, base);
   if (filter && *filter) buf_printf(&p, "%c%s", strchr(base, '?') ? '&' : '?', filter);
   free(filter);
-  char *path = buf_take(&p, NULL);
-  if (!path) return oom(d, op), NULL;
-  struct request rq = {.op = op, .method = "GET", .path = path};
-  cJSON *j;
-  long st = call(d, &rq, OK200, &j);
-  free(path);
-  return st < 0 ? NULL : j;
+  return get_json(d, op, buf_take(&p, NULL));
 }
 
 /* ---- demultiplexing of attach/exec/log streams ---- */
@@ -690,13 +695,7 @@ cJSON *docker_version(struct docker *d) {
 /* ---- networks ---- */
 
 static cJSON *network_inspect(struct docker *d, const char *op, const char *name) {
-  char *path = make_path("/networks/", name, NULL, NULL);
-  if (!path) return oom(d, op), NULL;
-  struct request rq = {.op = op, .method = "GET", .path = path};
-  cJSON *j;
-  long st = call(d, &rq, OK200, &j);
-  free(path);
-  return st < 0 ? NULL : j;
+  return get_json(d, op, make_path("/networks/", name, NULL, NULL));
 }
 
 static int labels_include(const cJSON *have, const struct docker_kv *want) {
@@ -1010,13 +1009,7 @@ int docker_container_remove(struct docker *d, const char *id, int force, int vol
 }
 
 static cJSON *container_inspect(struct docker *d, const char *op, const char *id) {
-  char *path = make_path("/containers/", id, NULL, "/json");
-  if (!path) return oom(d, op), NULL;
-  struct request rq = {.op = op, .method = "GET", .path = path};
-  cJSON *j;
-  long st = call(d, &rq, OK200, &j);
-  free(path);
-  return st < 0 ? NULL : j;
+  return get_json(d, op, make_path("/containers/", id, NULL, "/json"));
 }
 
 cJSON *docker_container_inspect(struct docker *d, const char *id) {
@@ -1396,13 +1389,7 @@ int docker_exec(struct docker *d, const char *id, const struct docker_exec_spec 
 static const char IMAGE_KEEP[] = "/:@";
 
 static cJSON *image_inspect(struct docker *d, const char *op, const char *ref) {
-  char *path = make_path("/images/", ref, IMAGE_KEEP, "/json");
-  if (!path) return oom(d, op), NULL;
-  struct request rq = {.op = op, .method = "GET", .path = path};
-  cJSON *j;
-  long st = call(d, &rq, OK200, &j);
-  free(path);
-  return st < 0 ? NULL : j;
+  return get_json(d, op, make_path("/images/", ref, IMAGE_KEEP, "/json"));
 }
 
 cJSON *docker_image_inspect(struct docker *d, const char *ref) {

@@ -350,6 +350,16 @@ function M.render(plan)
   return files
 end
 
+--- The value of a guest env variable (after launch fills the URLs), or nil.
+function M.guest_value(plan, name)
+  for _, e in ipairs(plan.guest_env) do
+    if e.name == name then
+      return e.value
+    end
+  end
+  return nil
+end
+
 --- Creates the state dir (0700) and writes the rendered files (0600) and
 --- metadata.json. Registers nothing: the recipe decides when the state dir
 --- goes (removed after a clean exit, kept after a failure).

@@ -1,15 +1,12 @@
 -- Provisioning step `supervise`: register the supervise MCP server with
 -- Claude Code. A failure is a warning that prints the command to run by
 -- hand, not fatal: the agent works without it.
+local plan_mod = require("bottle.plan")
+
 return {
   description = "register the supervise MCP server with the agent",
   run = function(ctx, plan, target)
-    local url
-    for _, e in ipairs(plan.guest_env) do
-      if e.name == "MCP_SUPERVISE_URL" then
-        url = e.value
-      end
-    end
+    local url = plan_mod.guest_value(plan, "MCP_SUPERVISE_URL")
     local argv = { "claude", "mcp", "add", "--scope", "user", "--transport", "http", "supervise", url }
     local r = target:run(argv, { user = "node" })
     if r.code ~= 0 then
