@@ -584,6 +584,14 @@ static char *label_filter(const struct docker_kv *labels) {
   return buf_take(&q, NULL);
 }
 
+/* Frees a request body that held env values, wiping them first. */
+static void delete_wiping_env(cJSON *b) {
+  const cJSON *env = cJSON_GetObjectItemCaseSensitive(b, "Env"), *e;
+  cJSON_ArrayForEach(e, env)
+    if (cJSON_IsString(e)) memset(e->valuestring, 0, strlen(e->valuestring));
+  cJSON_Delete(b);
+}
+
 static const long OK200[] = {200, 0};
 
 /* GET path (taken: freed here) and decode the JSON answer; NULL on error
@@ -948,11 +956,7 @@ char *docker_container_create(struct docker *d, const struct docker_container_sp
   struct request rq = {.op = op, .method = "POST", .path = path, .json = b};
   cJSON *j;
   long st = call(d, &rq, OK201, &j);
-  /* The body held env values: wipe them from the tree before freeing. */
-  const cJSON *env = cJSON_GetObjectItemCaseSensitive(b, "Env"), *e;
-  cJSON_ArrayForEach(e, env)
-    if (cJSON_IsString(e)) memset(e->valuestring, 0, strlen(e->valuestring));
-  cJSON_Delete(b);
+  delete_wiping_env(b);
   free(path);
   if (st < 0) return NULL;
   const char *id = json_str(j, "Id");
@@ -1337,10 +1341,7 @@ int docker_exec(struct docker *d, const char *id, const struct docker_exec_spec 
   struct request rq = {.op = op, .method = "POST", .path = path, .json = b, .timeout_ms = timeout_ms};
   cJSON *j;
   long st = call(d, &rq, OK201, &j);
-  const cJSON *env = cJSON_GetObjectItemCaseSensitive(b, "Env"), *e;
-  cJSON_ArrayForEach(e, env)
-    if (cJSON_IsString(e)) memset(e->valuestring, 0, strlen(e->valuestring));
-  cJSON_Delete(b);
+  delete_wiping_env(b);
   free(path);
   if (st < 0) return -1;
   const char *eid = json_str(j, "Id");

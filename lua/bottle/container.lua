@@ -70,12 +70,7 @@ function C:put(host_path, guest_path)
 end
 
 function C:put_dir(host_dir, guest_dir)
-  local tmp = self.plan.state.dir .. "/upload-" .. fs.random_hex(4) .. ".tar"
-  local r, msg = proc.run({ argv = { "tar", "-C", host_dir, "-cf", tmp, "." } })
-  if not r or r.code ~= 0 then
-    fs.rm_rf(tmp)
-    errors.raise(string.format("cannot pack %s: %s", host_dir, msg or errors.first_line(r.stderr)))
-  end
+  local tmp = exec.tar_dir(self.plan.state.dir, host_dir)
   local bytes = fs.read(tmp)
   fs.rm_rf(tmp)
   self:must("unpack " .. guest_dir, { "sh", "-c", 'mkdir -p "$1" && tar -xf - -C "$1"', "sh", guest_dir },

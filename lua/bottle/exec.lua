@@ -6,6 +6,8 @@
 -- succeeds (bounded total), and `run` retries an exec that died with 137
 -- once after a short settle delay. `must` is the raising twin of `run`.
 local time = require("rt.time")
+local fs = require("rt.fs")
+local proc = require("rt.proc")
 local errors = require("bottle.errors")
 
 local M = {}
@@ -59,6 +61,18 @@ function M.must(target, what, argv, opts)
       out ~= "" and (": " .. errors.first_line(errors.tail(out, 1))) or ""), errors.tail(out))
   end
   return r
+end
+
+--- Packs a host directory's contents into a tar in dir (the state dir);
+--- returns its path. The caller removes it.
+function M.tar_dir(dir, host_dir)
+  local tmp = dir .. "/upload-" .. fs.random_hex(4) .. ".tar"
+  local r, msg = proc.run({ argv = { "tar", "-C", host_dir, "-cf", tmp, "." } })
+  if not r or r.code ~= 0 then
+    fs.rm_rf(tmp)
+    errors.raise(string.format("cannot pack %s: %s", host_dir, msg or errors.first_line(r.stderr)))
+  end
+  return tmp
 end
 
 --- Adds run and must (above) as methods of a target class whose exec(argv,

@@ -7,7 +7,6 @@
 local fs = require("rt.fs")
 local proc = require("rt.proc")
 local exec = require("bottle.exec")
-local errors = require("bottle.errors")
 
 local M = {}
 
@@ -83,12 +82,7 @@ end
 
 --- Copies a host directory's contents into guest_dir (created) as a tar.
 function VM:put_dir(host_dir, guest_dir)
-  local tmp = self.plan.state.dir .. "/upload-" .. fs.random_hex(4) .. ".tar"
-  local r, msg = proc.run({ argv = { "tar", "-C", host_dir, "-cf", tmp, "." } })
-  if not r or r.code ~= 0 then
-    fs.rm_rf(tmp)
-    errors.raise(string.format("cannot pack %s: %s", host_dir, msg or errors.first_line(r.stderr)))
-  end
+  local tmp = exec.tar_dir(self.plan.state.dir, host_dir)
   local guest_tar = "/tmp/bottle-upload-" .. fs.random_hex(4) .. ".tar"
   local ok, err = pcall(function()
     self:put(tmp, guest_tar)
