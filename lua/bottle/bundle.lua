@@ -1,6 +1,7 @@
 --- The sidecar bundle's container spec and its network (SPEC §6, §7 step 2
 --- and 4). docs/bundle.md is the contract with what runs inside.
 local defaults = require("bottle.defaults")
+local names = require("bottle.names")
 
 local M = {}
 
@@ -128,6 +129,15 @@ function M.publish(plan, daemons)
   return out
 end
 
+local function has(list, v)
+  for _, x in ipairs(list or {}) do
+    if x == v then
+      return true
+    end
+  end
+  return false
+end
+
 local function add_env(list, name, value, secret)
   list[#list + 1] = { name = name, value = value, secret = secret or false }
 end
@@ -154,15 +164,20 @@ function M.spec(plan)
     mount(st.upstream_ca, M.IN.upstream_ca)
   end
 
+  -- egress follows the hop policy: in the agent's path it gets its CA,
+  -- the tokens and the next hop as its upstream; left out, it idles with an
+  -- empty table and holds no token.
   mount(st.egress_routes, M.IN.egress_routes)
-  if #plan.routes > 0 then
-    add_env(env, "EGRESS_UPSTREAM_PROXY", "http://127.0.0.1:" .. defaults.PORTS.pipelock)
-    add_env(env, "EGRESS_UPSTREAM_CA", M.IN.egress_upstream_ca)
+  if has(plan.cas, "egress") then
     mount(st.egress_ca_pem, M.IN.egress_ca)
-    mount(st.egress_upstream_ca, M.IN.egress_upstream_ca)
     for _, slot in ipairs(plan.token_slots) do
       add_env(env, slot.slot, plan.host_env_value(slot.ref), true)
     end
+    if plan.egress_upstream then
+      add_env(env, "EGRESS_UPSTREAM_PROXY", "http://127.0.0.1:" .. defaults.PORTS[plan.egress_upstream])
+    end
+    add_env(env, "EGRESS_UPSTREAM_CA", M.IN.egress_upstream_ca)
+    mount(st.egress_upstream_ca, M.IN.egress_upstream_ca)
   end
 
   if #plan.git_gate.repos > 0 then
@@ -183,22 +198,16 @@ function M.spec(plan)
   end
 
   return {
-    name = "bottle-bundle-" .. plan.slug,
+    name = names.resource("bundle", plan.slug),
     image = plan.images.sidecars,
-    network = "bottle-network-" .. plan.slug,
+    network = names.resource("network", plan.slug),
     daemons = daemons,
-    -- Only the smolmachines VM reaches the bundle through host ports; the
-    -- docker recipe's agent shares a network with it instead.
-    publish = plan.backend == "smolmachines" and M.publish(plan, daemons) or {},
+    -- Host ports only for a backend whose guest reaches the bundle through
+    -- them (plan.access, from the backend).
+    publish = plan.access == "publish" and M.publish(plan, daemons) or {},
     env = env,
     volumes = volumes,
-    labels = {
-      ["io.bottle.slug"] = plan.slug,
-      ["io.bottle.role"] = "bundle",
-      ["io.bottle.backend"] = plan.backend,
-      ["io.bottle.agent"] = plan.agent.name,
-      ["io.bottle.daemons"] = table.concat(daemons, ","),
-    },
+    labels = names.labels(plan, "bundle", { [names.LABEL.daemons] = table.concat(daemons, ",") }),
   }
 end
 

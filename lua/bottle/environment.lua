@@ -61,22 +61,26 @@ function M.resolve(env_table, origins, host_env)
   return out
 end
 
---- Asks every "?" entry (after the user confirmed the launch). `ask` is
---- ui.ask_secret unless a test passes its own.
+--- Asks every "?" entry (after the user confirmed the launch) and returns
+--- the answers, NAME -> value, registered as secrets; the entries (part of
+--- the plan) stay as they are. `ask` is ui.ask_secret unless a test passes
+--- its own.
 ---@param entries table[]
 ---@param ask fun(question: string, name: string): string|nil
+---@return table answers
 function M.ask(entries, ask)
+  local answers = {}
   for _, e in ipairs(entries) do
-    if e.kind == "prompt" and e.value == nil then
+    if e.kind == "prompt" then
       local v = ask(e.question, e.name)
       if v == nil then
         errors.raise(string.format("no value given for %s", e.name))
       end
-      e.value = v
-      e.secret = true
       proc.secret(v)
+      answers[e.name] = v
     end
   end
+  return answers
 end
 
 return M

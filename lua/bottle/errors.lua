@@ -14,10 +14,11 @@ end
 
 ---@param message string one line: what failed and why
 ---@param detail? string longer text (a tool's stderr tail)
+---@param code? string the failure's code (an errno name, an engine code)
 ---@return table
-function M.new(message, detail)
+function M.new(message, detail, code)
   message = tostring(message):gsub("%s*\n%s*", " ")
-  return setmetatable({ message = message, detail = detail }, Error)
+  return setmetatable({ message = message, detail = detail, code = code }, Error)
 end
 
 --- Raises an error value (no position prefix: the message stands alone).
@@ -25,6 +26,26 @@ end
 ---@param detail? string
 function M.raise(message, detail)
   error(M.new(message, detail), 0)
+end
+
+--- The raising twin of the `nil, message, code` convention every rt.*
+--- primitive and returning bottle.* function follows: returns all its
+--- arguments when the first is not nil, else raises the message (with its
+--- code) as an expected failure, never as a bug.
+---   local id = errors.must(docker.container_create(spec))
+---@generic T
+---@param v T|nil
+---@param message? string
+---@param code? string
+---@return T
+function M.must(v, message, code, ...)
+  if v == nil then
+    if M.is(message) then
+      error(message, 0)
+    end
+    error(M.new(message or "failed", nil, code), 0)
+  end
+  return v, message, code, ...
 end
 
 ---@return boolean

@@ -1,9 +1,10 @@
 --- `bottle ls` and `bottle cleanup`: what launches exist, across backends.
 --
 -- A launch is found by its slug: engine containers and networks carrying
--- the label io.bottle.slug, smolvm machines labelled the same way (or, on a
--- smolvm without labels, named bottle-<slug> with a state dir of that slug),
--- and state dirs. A launch is live while the bottle process recorded in
+-- the label io.bottle.slug (the bundle and its networks, on every backend),
+-- the guests each backend's inventory reports (bottle.target: smolvm
+-- machines labelled the same way, or named bottle-<slug> with a state dir
+-- of that slug; agent containers), and state dirs. A launch is live while the bottle process recorded in
 -- its state dir's metadata.json runs; anything else is a leftover of a
 -- crashed launch that cleanup may remove. Nothing without our labels (or a
 -- state dir naming it) is ever touched.
@@ -13,18 +14,20 @@ local proc = require("rt.proc")
 local time = require("rt.time")
 local json = require("bottle.json")
 local paths = require("bottle.paths")
-local smolvm_mod = require("bottle.smolvm")
+local names = require("bottle.names")
+local target = require("bottle.target")
 local ui = require("bottle.ui")
 local errors = require("bottle.errors")
 
 local M = {}
 
-local SLUG = "^[a-z0-9][a-z0-9-]*%-%x%x%x%x%x%x$"
+local SLUG = names.SLUG_PATTERN
+local L = names.LABEL
 
 local function entry(found, slug)
   local e = found[slug]
   if not e then
-    e = { slug = slug, containers = {}, networks = {}, machines = {}, daemons = {} }
+    e = { slug = slug, containers = {}, networks = {}, guests = {}, daemons = {} }
     found[slug] = e
   end
   return e
@@ -55,22 +58,23 @@ function M.scan(env)
     end
   end
 
-  local containers, cerr = docker.container_list({ labels = { ["io.bottle.slug"] = "" }, all = true })
+  -- The bundle and the networks: engine resources on every backend.
+  local containers, cerr = docker.container_list({ labels = names.any_launch(), all = true })
   if containers == nil then
     -- an engine that is not there is not an error for ls/cleanup
     notes[#notes + 1] = "docker: " .. tostring(cerr)
   else
     for _, c in ipairs(containers) do
-      local slug = c.labels["io.bottle.slug"]
-      if slug then
+      local slug = c.labels[L.slug]
+      if slug and c.labels[L.role] ~= "agent" then
         local e = entry(found, slug)
         e.containers[#e.containers + 1] = { id = c.id, name = (c.names[1] or ""):gsub("^/", ""), state = c.state,
-          role = c.labels["io.bottle.role"] }
-        e.backend = e.backend or c.labels["io.bottle.backend"]
-        e.agent = e.agent or c.labels["io.bottle.agent"]
-        if c.labels["io.bottle.daemons"] then
+          role = c.labels[L.role] }
+        e.backend = e.backend or c.labels[L.backend]
+        e.agent = e.agent or c.labels[L.agent]
+        if c.labels[L.daemons] then
           e.daemons = {}
-          for d in c.labels["io.bottle.daemons"]:gmatch("[^,]+") do
+          for d in c.labels[L.daemons]:gmatch("[^,]+") do
             e.daemons[#e.daemons + 1] = d
           end
         end
@@ -79,9 +83,9 @@ function M.scan(env)
         end
       end
     end
-    local nets = docker.network_list({ labels = { ["io.bottle.slug"] = "" } }) or {}
+    local nets = docker.network_list({ labels = names.any_launch() }) or {}
     for _, n in ipairs(nets) do
-      local slug = n.labels and n.labels["io.bottle.slug"]
+      local slug = n.labels and n.labels[L.slug]
       if slug then
         local e = entry(found, slug)
         e.networks[#e.networks + 1] = { id = n.id, name = n.name }
@@ -89,26 +93,21 @@ function M.scan(env)
     end
   end
 
-  local smolvm = smolvm_mod.new({ env = env })
-  local ok, machines = pcall(smolvm.ls, smolvm)
-  if ok and machines then
-    for _, m in ipairs(machines) do
-      local labels = type(m.labels) == "table" and m.labels or {}
-      local slug = labels["io.bottle.slug"]
-      if not slug then
-        local s = tostring(m.name):match("^bottle%-(.+)$")
-        if s and s:match(SLUG) and found[s] and found[s].state_dir then
-          slug = s
-        end
-      end
-      if slug then
-        local e = entry(found, slug)
-        e.machines[#e.machines + 1] = { name = m.name, state = m.state }
-        e.backend = e.backend or "smolmachines"
+  -- The guests, as each backend reports them. An unlabelled guest counts
+  -- only when a state dir of its slug exists.
+  for _, backend in ipairs(target.names()) do
+    local items, err = target.load(backend).inventory(env)
+    if not items then
+      notes[#notes + 1] = err
+    end
+    for _, item in ipairs(items or {}) do
+      if item.labelled ~= false or (found[item.slug] and found[item.slug].state_dir) then
+        local e = entry(found, item.slug)
+        item.backend = backend
+        e.guests[#e.guests + 1] = item
+        e.backend = e.backend or backend
       end
     end
-  elseif not ok and not tostring(machines):find("not found", 1, true) then
-    notes[#notes + 1] = "smolvm: " .. errors.first_line(tostring(machines))
   end
 
   for _, e in pairs(found) do
@@ -152,16 +151,20 @@ local function age(created)
 end
 
 local function has_resources(e)
-  return #e.containers + #e.networks + #e.machines > 0
+  return #e.containers + #e.networks + #e.guests > 0
 end
 
 local function as_json(e)
-  local function names(list)
-    local out = json.array()
-    for _, x in ipairs(list) do
-      out[#out + 1] = x.name
-    end
-    return out
+  local containers, machines, networks = json.array(), json.array(), json.array()
+  for _, c in ipairs(e.containers) do
+    containers[#containers + 1] = c.name
+  end
+  for _, g in ipairs(e.guests) do
+    local list = g.kind == "container" and containers or machines
+    list[#list + 1] = g.name
+  end
+  for _, n in ipairs(e.networks) do
+    networks[#networks + 1] = n.name
   end
   return {
     slug = e.slug,
@@ -170,9 +173,9 @@ local function as_json(e)
     created = e.created or json.null,
     status = e.live and "running" or "orphaned",
     daemons = json.array({ table.unpack(e.daemons) }),
-    containers = names(e.containers),
-    networks = names(e.networks),
-    machines = names(e.machines),
+    containers = containers,
+    networks = networks,
+    machines = machines,
     state_dir = e.state_dir or json.null,
   }
 end
@@ -187,8 +190,12 @@ function M.ls(opts, env)
       rows[#rows + 1] = e
     end
   end
+  local said = {}
   for _, n in ipairs(notes) do
-    ui.warn("%s", n)
+    if not said[n] then
+      said[n] = true
+      ui.warn("%s", n)
+    end
   end
   if opts.json then
     local out = json.array()
@@ -216,8 +223,8 @@ local function describe(e)
   for _, c in ipairs(e.containers) do
     parts[#parts + 1] = "container " .. c.name
   end
-  for _, m in ipairs(e.machines) do
-    parts[#parts + 1] = "machine " .. m.name
+  for _, g in ipairs(e.guests) do
+    parts[#parts + 1] = g.kind .. " " .. g.name
   end
   for _, n in ipairs(e.networks) do
     parts[#parts + 1] = "network " .. n.name
@@ -237,17 +244,11 @@ local function remove(env, e)
       failures[#failures + 1] = what .. ": " .. tostring(err)
     end
   end
+  for _, g in ipairs(e.guests) do
+    try(g.kind .. " " .. g.name, target.load(g.backend).remove(env, g))
+  end
   for _, c in ipairs(e.containers) do
     try("container " .. c.name, docker.container_remove(c.id, { force = true }))
-  end
-  if #e.machines > 0 then
-    local smolvm = smolvm_mod.new({ env = env })
-    for _, m in ipairs(e.machines) do
-      if m.state ~= "stopped" then
-        pcall(smolvm.stop, smolvm, m.name)
-      end
-      try("machine " .. m.name, pcall(smolvm.delete, smolvm, m.name))
-    end
   end
   for _, n in ipairs(e.networks) do
     try("network " .. n.name, docker.network_remove(n.id))
@@ -269,8 +270,12 @@ function M.cleanup(opts, env, hooks)
       leftovers[#leftovers + 1] = e
     end
   end
+  local said = {}
   for _, n in ipairs(notes) do
-    ui.warn("%s", n)
+    if not said[n] then
+      said[n] = true
+      ui.warn("%s", n)
+    end
   end
   if #leftovers == 0 then
     if opts.json then

@@ -1,10 +1,25 @@
---- The launch steps both recipes share (SPEC §7): preflight, state dir,
---- network, CAs, bundle, ports and provisioning.
+--- The launch steps every recipe shares (SPEC §7): preflight, state dir,
+--- network, CAs, bundle, readiness, the guest and provisioning.
+--
+-- The plan (bottle.plan) is decided before anything exists and never
+-- changes afterwards. What the launch learns and makes on the way lives in
+-- the launch record: a table created by launch.start and passed to every
+-- step (also reachable as ctx.launch and target.rec):
+--
+--   rec.plan        the plan (read only)
+--   rec.answers     NAME -> value of the bottle's `?` env entries
+--   rec.networks    key -> { name, id, subnet, gateway, ip }
+--   rec.cas         daemon -> { cert, key, pem } minted for this launch
+--   rec.bundle      { id, name } of the sidecar bundle
+--   rec.host_ports  container port -> host port (backends that publish)
+--   rec.urls        { proxy, git_gate, supervise } as the guest dials them
+--   rec.guest_env   the guest's env entries { name, value, secret }
+--   rec.clean_exit  true once the agent exited 0
 --
 -- Every step that creates a resource registers its cleanup on ctx.scope the
 -- moment the resource exists, so an error or a signal at any point unwinds
--- exactly what was made, newest first. Recipes call these in order; read
--- recipes/smolmachines.lua for the sequence.
+-- exactly what was made, newest first. Read recipes/smolmachines.lua for
+-- the order.
 local docker = require("rt.docker")
 local ca = require("rt.ca")
 local fs = require("rt.fs")
@@ -19,38 +34,15 @@ local defaults = require("bottle.defaults")
 local environment = require("bottle.environment")
 local recipes = require("bottle.recipes")
 local paths = require("bottle.paths")
+local names = require("bottle.names")
+local target_mod = require("bottle.target")
 
 local M = {}
 
---- Seconds the agent-facing ports may take to come up.
+--- Milliseconds the bundle's daemons may take to come up.
 M.PORT_TIMEOUT_MS = 30000
 
-local function must(v, msg, ...)
-  if v == nil then
-    errors.raise(msg)
-  end
-  return v, ...
-end
-
---- Builds the plan (no resources; a bad manifest raises here).
-function M.plan(ctx, backend)
-  return plan_mod.build(ctx, backend)
-end
-
---- The common opening of a launch: plan; for --dry-run print it and stop;
---- else confirm. Returns the plan, or nil when the recipe should return 0
---- without creating anything (a dry run, a declined prompt).
-function M.start(ctx, backend)
-  local plan = M.plan(ctx, backend)
-  if ctx.opts.dry_run then
-    M.dry_run(ctx, plan)
-    return nil
-  end
-  if not M.preflight(ctx, plan) then
-    return nil
-  end
-  return plan
-end
+local must = errors.must
 
 --- `--dry-run`: the summary on stderr, with --json the plan on stdout.
 function M.dry_run(ctx, plan)
@@ -70,30 +62,63 @@ local function ask_secret(question, name)
 end
 
 --- Prints the preflight summary and asks `launch this agent? [y/N]` (unless
---- --yes), then asks the bottle's `?` values. Returns false when the user
---- declined (the recipe then exits 0 having created nothing).
-function M.preflight(ctx, plan)
+--- --yes). Returns false when the user declined (the recipe then exits 0
+--- having created nothing).
+function M.confirm(ctx, plan)
   ui.info("%s", plan_mod.summary(plan))
-  if not ctx.opts.yes then
-    if not (ctx.interactive or ui.interactive)() then
-      errors.raise("not launching: there is no terminal to confirm on; pass --yes to launch without asking")
-    end
-    if not (ctx.confirm or ui.confirm)("launch this agent?") then
-      ui.info("aborted by user")
-      return false
-    end
+  if ctx.opts.yes then
+    return true
   end
-  environment.ask(plan.env, ctx.ask_secret or ask_secret)
+  if not (ctx.interactive or ui.interactive)() then
+    errors.raise("not launching: there is no terminal to confirm on; pass --yes to launch without asking")
+  end
+  if not (ctx.confirm or ui.confirm)("launch this agent?") then
+    ui.info("aborted by user")
+    return false
+  end
   return true
+end
+
+--- A new launch record for a plan (see the header); also ctx.launch.
+---@return table rec
+function M.record(ctx, plan, answers)
+  local rec = { plan = plan, answers = answers or {}, networks = {}, cas = {}, urls = {}, guest_env = {},
+    clean_exit = false }
+  ctx.launch = rec
+  M.resolve_guest_env(rec)
+  return rec
+end
+
+--- The common opening of a launch: plan; for --dry-run print it and stop;
+--- run the backend's checks (nothing is asked before they pass); confirm;
+--- ask the bottle's `?` values. Returns the launch record, or nil when the
+--- recipe should return 0 having created nothing (a dry run, a declined
+--- prompt).
+---@param ctx table
+---@param backend string the backend's name (bottle.target.<name>)
+---@return table|nil rec
+function M.start(ctx, backend)
+  local plan = plan_mod.build(ctx, backend)
+  if ctx.opts.dry_run then
+    M.dry_run(ctx, plan)
+    return nil
+  end
+  ui.step("checks", target_mod.load(backend).check, ctx, plan)
+  if not M.confirm(ctx, plan) then
+    return nil
+  end
+  local answers = environment.ask(plan.env, ctx.ask_secret or ask_secret)
+  return M.record(ctx, plan, answers)
 end
 
 --- Writes the state dir. It is removed at the end after a clean run (or an
 --- interrupt) and kept after a failure, for inspection: the hint names it.
-function M.state_dir(ctx, plan)
+function M.state_dir(ctx, rec)
+  local plan = rec.plan
   plan_mod.materialize(plan)
   local dir = plan.state.dir
   ctx.scope:defer(function()
-    if plan.clean_exit or host.signal() ~= 0 then
+    if rec.clean_exit or host.signal() ~= 0 then
       must(fs.rm_rf(dir))
     else
       ui.info("kept %s for inspection (bottle cleanup removes it)", paths.pretty(ctx.env, dir))
@@ -102,9 +127,8 @@ function M.state_dir(ctx, plan)
 end
 
 local function used_subnets()
-  local nets = must(docker.network_list({}))
   local used = {}
-  for _, n in ipairs(nets) do
+  for _, n in ipairs(must(docker.network_list({}))) do
     for _, s in ipairs(n.subnets or {}) do
       used[#used + 1] = s
     end
@@ -113,27 +137,31 @@ local function used_subnets()
 end
 
 --- Creates a bridge network with a /24 picked from the pool (skipping
---- subnets the engine already uses) and registers its removal.
----@param opts table { name, role, internal, gateway_ip = bool }
----@return table { name, subnet, gateway, ip }
-function M.network(ctx, plan, opts)
+--- subnets the engine already uses), registers its removal and records it
+--- as rec.networks[opts.key].
+---@param opts table { key, role (name part: "network", "upstream"), internal = bool }
+---@return table { name, id, subnet, gateway, ip }
+function M.network(ctx, rec, opts)
+  local plan = rec.plan
   local pool = ctx.env.BOTTLE_SUBNET_POOL or defaults.SUBNET_POOL
+  local name = names.resource(opts.role, plan.slug)
+  local salt = opts.role == "network" and "" or ("/" .. opts.role)
   local last_err
   for _ = 1, 3 do
-    local pick = must(bundle.pick_subnet(pool, plan.slug .. (opts.salt or ""), used_subnets()))
+    local pick = must(bundle.pick_subnet(pool, plan.slug .. salt, used_subnets()))
     local id, err = docker.network_create({
-      name = opts.name,
+      name = name,
       subnet = pick.subnet,
       gateway = pick.gateway,
       internal = opts.internal or false,
-      labels = { ["io.bottle.slug"] = plan.slug, ["io.bottle.role"] = opts.role or "network" },
+      labels = names.labels(plan, "network"),
     })
     if id then
       ctx.scope:defer(function()
-        must(docker.network_remove(opts.name))
+        must(docker.network_remove(name))
       end)
-      pick.name = opts.name
-      pick.id = id
+      pick.name, pick.id = name, id
+      rec.networks[opts.key] = pick
       return pick
     end
     last_err = err
@@ -145,24 +173,30 @@ function M.network(ctx, plan, opts)
   errors.raise("network: " .. tostring(last_err))
 end
 
---- Mints the per-launch CAs: pipelock's always, egress's when the bottle
---- has routes; and egress's upstream trust (system roots + pipelock CA).
-function M.cas(ctx, plan)
+--- Mints the CAs the plan names (pipelock's always, egress's when egress is
+--- in the agent's path) and egress's upstream trust (system roots, plus
+--- pipelock's CA when pipelock is egress's next hop).
+function M.cas(ctx, rec)
+  local plan = rec.plan
   local st = plan.state
-  local pl = must(ca.mint({ dir = st.pipelock_dir, name = "ca", common_name = "bottle pipelock " .. plan.slug }))
-  plan.cas = { pipelock = pl }
+  local dirs = { pipelock = st.pipelock_dir, egress = st.egress_dir }
+  for _, daemon in ipairs(plan.cas) do
+    rec.cas[daemon] = must(ca.mint({ dir = dirs[daemon], name = "ca", common_name = "bottle " .. daemon .. " " ..
+      plan.slug }))
+  end
   local extra = plan.extra_cas or {}
-  if #plan.routes > 0 then
-    plan.cas.egress = must(ca.mint({ dir = st.egress_dir, name = "ca", common_name = "bottle egress " .. plan.slug }))
-    local trust = { pl.cert }
-    table.move(extra, 1, #extra, 2, trust)
+  if rec.cas.egress then
+    local trust = {}
+    if plan.egress_upstream == "pipelock" then
+      trust[1] = rec.cas.pipelock.cert
+    end
+    table.move(extra, 1, #extra, #trust + 1, trust)
     must(ca.bundle({ out = st.egress_upstream_ca, extra = trust }))
   end
   if #extra > 0 then
     must(ca.bundle({ out = st.upstream_ca, extra = extra }))
   end
-  -- pipelock reads the key as ca-key.pem next to ca.pem (docs/bundle.md).
-  return plan.cas
+  return rec.cas
 end
 
 local function publish_list(ports)
@@ -173,10 +207,13 @@ local function publish_list(ports)
   return out
 end
 
---- Creates and starts the sidecar bundle; registers its removal.
----@param opts table { network = {name, ip}, aliases, networks (extra), publish = bool }
-function M.bundle(ctx, plan, opts)
+--- Creates and starts the sidecar bundle on rec.networks[opts.network];
+--- registers its removal; records rec.bundle.
+---@param opts table { network = key, aliases = bool, upstream = key (a second network) }
+function M.bundle(ctx, rec, opts)
+  local plan = rec.plan
   local spec = plan.bundle
+  local main = rec.networks[opts.network]
   local binds = {}
   for _, v in ipairs(spec.volumes) do
     binds[#binds + 1] = { host = v.host, container = v.container, ro = v.ro }
@@ -186,19 +223,19 @@ function M.bundle(ctx, plan, opts)
     image = spec.image,
     env = bundle.env_values(spec),
     labels = spec.labels,
-    network = opts.network.name,
-    ip = opts.network.ip,
-    aliases = opts.aliases,
-    networks = opts.networks,
+    network = main.name,
+    ip = main.ip,
+    aliases = opts.aliases and spec.daemons or nil,
+    networks = opts.upstream and { { name = rec.networks[opts.upstream].name } } or nil,
     binds = binds,
-    publish = opts.publish and publish_list(spec.publish) or nil,
+    publish = #spec.publish > 0 and publish_list(spec.publish) or nil,
     extra_hosts = #plan.extra_hosts > 0 and plan.extra_hosts or nil,
   }))
   ctx.scope:defer(function()
     must(docker.container_remove(id, { force = true }))
   end)
   must(docker.container_start(id))
-  plan.bundle.id = id
+  rec.bundle = { id = id, name = spec.name }
   return id
 end
 
@@ -208,9 +245,10 @@ local function log_tail(id)
 end
 
 --- Looks the published host ports up (one inspect) and waits until each
---- accepts TCP. Returns container port -> host port.
-function M.ports(ctx, plan)
-  local id = plan.bundle.id
+--- accepts TCP; records rec.host_ports (container port -> host port).
+function M.ports(ctx, rec)
+  local plan = rec.plan
+  local id = rec.bundle.id
   local ports = must(docker.ports(id))
   local out = {}
   for _, p in ipairs(plan.bundle.publish) do
@@ -227,7 +265,7 @@ function M.ports(ctx, plan)
         M.daemon_of(p), p, out[p], err), log_tail(id))
     end
   end
-  plan.host_ports = out
+  rec.host_ports = out
   return out
 end
 
@@ -250,20 +288,20 @@ for port in sys.argv[2:]:
 ]]
 
 --- Waits until the bundle's daemons listen (checked from inside it).
-function M.wait_in_bundle(ctx, plan)
+function M.wait_in_bundle(ctx, rec)
+  local id = rec.bundle.id
   local ports = {}
-  for _, d in ipairs(plan.bundle.daemons) do
+  for _, d in ipairs(rec.plan.bundle.daemons) do
     ports[#ports + 1] = tostring(defaults.PORTS[d])
   end
   local argv = { "python3", "-c", WAIT_PY, tostring(M.PORT_TIMEOUT_MS / 1000) }
   table.move(ports, 1, #ports, #argv + 1, argv)
-  local r, err = docker.exec(plan.bundle.id, { cmd = argv, timeout_ms = M.PORT_TIMEOUT_MS + 10000 })
+  local r, err = docker.exec(id, { cmd = argv, timeout_ms = M.PORT_TIMEOUT_MS + 10000 })
   if not r then
-    errors.raise(err, log_tail(plan.bundle.id))
+    errors.raise(err, log_tail(id))
   end
   if r.code ~= 0 then
-    errors.raise("the bundle's daemons did not come up: " .. errors.first_line(r.stdout .. r.stderr),
-      log_tail(plan.bundle.id))
+    errors.raise("the bundle's daemons did not come up: " .. errors.first_line(r.stdout .. r.stderr), log_tail(id))
   end
 end
 
@@ -276,27 +314,88 @@ function M.daemon_of(port)
   return tostring(port)
 end
 
---- Fills the guest env values known only at launch.
----@param urls table { proxy=, git_gate=, supervise= }
-function M.fill_guest_env(plan, urls)
-  for _, e in ipairs(plan.guest_env) do
-    local n = e.name:upper()
-    if n == "HTTPS_PROXY" or n == "HTTP_PROXY" then
-      e.value = urls.proxy
-    elseif e.name == "GIT_GATE_URL" then
-      e.value = urls.git_gate
-    elseif e.name == "MCP_SUPERVISE_URL" then
-      e.value = urls.supervise
-    end
+--- The addresses the guest dials, for the plan's access mode: host
+--- loopback ports ("publish") or the bundle's names on a shared network
+--- ("network"). The agent-facing hop (plan.hops[1]) carries HTTP(S).
+---@return table { proxy, git_gate, supervise } (nil for a daemon not running)
+function M.urls(rec)
+  local plan = rec.plan
+  local running = {}
+  for _, d in ipairs(plan.bundle.daemons) do
+    running[d] = true
   end
+  local function addr(daemon)
+    local port = defaults.PORTS[daemon]
+    if plan.access == "publish" then
+      return "127.0.0.1:" .. must(rec.host_ports[port], "no host port for " .. daemon)
+    elseif plan.access == "network" then
+      return daemon .. ":" .. port
+    end
+    errors.raise(string.format("backend %s: unknown access mode %s", plan.backend, tostring(plan.access)))
+  end
+  local facing = plan.hops[1]
+  return {
+    proxy = "http://" .. addr(facing),
+    git_gate = running["git-gate"] and ("git://" .. addr("git-gate")) or nil,
+    supervise = running.supervise and ("http://" .. addr("supervise") .. "/") or nil,
+  }
 end
 
---- Runs the plan's provisioning steps in order, each a step file
---- (recipes/steps/<name>.lua) a user can eject and edit.
-function M.provision(ctx, plan, target)
-  for _, name in ipairs(plan.provision) do
+--- Resolves the guest env into rec.guest_env: literal and host values from
+--- the plan, the `?` answers, and the bundle's addresses (rec.urls).
+function M.resolve_guest_env(rec)
+  local out = {}
+  for _, e in ipairs(rec.plan.guest_env) do
+    local value, secret = e.value, e.secret
+    if e.launch then
+      value = rec.urls[e.launch]
+    elseif e.kind == "prompt" then
+      value, secret = rec.answers[e.name], true
+    end
+    if value ~= nil then
+      out[#out + 1] = { name = e.name, value = value, secret = secret or false }
+    end
+  end
+  rec.guest_env = out
+  return out
+end
+
+--- Records the guest's addresses of the bundle (M.urls unless given) and
+--- resolves the guest env with them.
+---@param urls? table { proxy, git_gate, supervise }
+function M.connect(rec, urls)
+  rec.urls = urls or M.urls(rec)
+  M.resolve_guest_env(rec)
+  return rec.urls
+end
+
+--- The value of a guest env variable in this launch, or nil.
+function M.guest_value(rec, name)
+  for _, e in ipairs(rec.guest_env) do
+    if e.name == name then
+      return e.value
+    end
+  end
+  return nil
+end
+
+--- Creates the launch's guest through its backend (bottle.target) and
+--- returns the target; its removal is registered by the backend.
+---@return table target
+function M.guest(ctx, rec)
+  local guest = target_mod.load(rec.plan.backend).new(ctx, rec.plan, rec)
+  guest:create()
+  return guest
+end
+
+--- Runs provisioning steps in order, each a step file (recipes/steps/
+--- <name>.lua) a user can eject and edit. `steps` defaults to the plan's
+--- list (the backend's, the defaults, then the bottle's `provision:`).
+---@param steps? string[]
+function M.provision(ctx, rec, guest, steps)
+  for _, name in ipairs(steps or rec.plan.provision) do
     local step = recipes.load_step(name)
-    ui.step("provision " .. name, step.run, ctx, plan, target)
+    ui.step("provision " .. name, step.run, ctx, rec.plan, guest)
   end
 end
 
@@ -312,8 +411,8 @@ function M.agent_command(plan)
 end
 
 --- Records the outcome: a zero agent exit is a clean run (state dir goes).
-function M.finish(ctx, plan, code)
-  plan.clean_exit = code == 0
+function M.finish(_, rec, code)
+  rec.clean_exit = code == 0
   if code ~= 0 then
     ui.info("the agent exited with %d", code)
   end

@@ -128,6 +128,11 @@ local bottle_spec = S.map({
   }),
   supervise = S.boolean(),
   images = S.map({ agent = S.string({ nonempty = true }), sidecars = S.string({ nonempty = true }) }),
+  -- Provisioning steps run after the defaults, in this order: each a step
+  -- file recipes/steps/<name>.lua in the search path (docs/recipes.md).
+  provision = S.list(S.string({ pattern = "^[a-z][a-z0-9_-]*$",
+    expect = "a step name (recipes/steps/<name>.lua): lowercase letters, digits, - and _" }),
+    { of = "step names" }),
 }, {
   check = function(out)
     for k in pairs(out.env or {}) do
@@ -277,13 +282,14 @@ local function overlay(base, top)
 end
 
 --- Merges child over parent (SPEC §5.1): env per key (child wins); egress,
---- git-gate.repos and supervise replaced wholesale when the child declares
---- them (an explicit empty value clears); git-gate.user and images per field.
+--- git-gate.repos, supervise and provision replaced wholesale when the
+--- child declares them (an explicit empty value clears); git-gate.user and
+--- images per field.
 function M.merge(parent, child)
   local out = {}
   out.env = overlay(parent.env, child.env)
   out.env_origin = overlay(parent.env_origin, child.env_origin)
-  for _, k in ipairs({ "egress", "supervise" }) do
+  for _, k in ipairs({ "egress", "supervise", "provision" }) do
     if child[k] ~= nil then
       out[k] = child[k]
     else

@@ -31,6 +31,63 @@ M.PLACEHOLDER_TOKEN = "bottle-placeholder-not-a-token"
 
 local LABEL_PATTERN = "^[a-z0-9][a-z0-9-]*$"
 
+local function in_list(list, v)
+  for _, x in ipairs(list) do
+    if x == v then
+      return true
+    end
+  end
+  return false
+end
+
+--- The daemons a hop policy may name. pipelock has no upstream-proxy
+--- setting, so nothing can follow it.
+M.HOPS = { egress = true, pipelock = true }
+
+--- Checks what the hop policy returned: a non-empty list of known daemons,
+--- each once, pipelock (when present) last. Raises naming the problem.
+---@param list any
+---@return string[] hops
+function M.check_hops(list)
+  local origin = require("rt.host").locate("bottle.hops")
+  local who = "bottle.hops.order" .. (origin and not origin.builtin and (" (" .. origin.path .. ")") or "")
+  if type(list) ~= "table" or #list == 0 then
+    errors.raise(string.format("%s must return a non-empty list of daemon names (egress, pipelock), got %s", who,
+      type(list) == "table" and "an empty list" or type(list)))
+  end
+  local seen = {}
+  for i, h in ipairs(list) do
+    if not M.HOPS[h] then
+      errors.raise(string.format("%s returned an unknown daemon %s at position %d; hops are egress and pipelock",
+        who, type(h) == "string" and ("'" .. h .. "'") or tostring(h), i))
+    end
+    if seen[h] then
+      errors.raise(string.format("%s names %s twice", who, h))
+    end
+    seen[h] = true
+    if h == "pipelock" and i ~= #list then
+      errors.raise(string.format("%s puts %s after pipelock, but pipelock forwards straight to the internet: " ..
+        "it must be the last hop", who, list[i + 1]))
+    end
+  end
+  return { table.unpack(list) }
+end
+
+--- The hop after `daemon` in the agent's path, or nil (it goes direct).
+function M.next_hop(plan, daemon)
+  for i, h in ipairs(plan.hops) do
+    if h == daemon then
+      return plan.hops[i + 1]
+    end
+  end
+  return nil
+end
+
+--- Whether a daemon sits in the agent's HTTP(S) path.
+function M.in_path(plan, daemon)
+  return in_list(plan.hops, daemon)
+end
+
 local function new_slug(ctx, agent_name)
   local label = ctx.opts.label
   if label ~= nil then
@@ -107,9 +164,13 @@ local function allowlist(routes)
 end
 
 -- egress's table: the declared routes, plus the default hosts as bare
--- pass-through routes when egress is the agent-facing hop.
+-- pass-through routes when egress is the agent-facing hop. Empty when the
+-- hop policy leaves egress out of the agent's path (egress then idles).
 local function egress_table(routes, hop_list)
   local out, covered = {}, {}
+  if not in_list(hop_list, "egress") then
+    return out
+  end
   for i, r in ipairs(routes) do
     out[i] = r
     covered[r.host] = true
@@ -214,41 +275,49 @@ local function guest_env(plan, env_entries)
     end
     list[#list + 1] = e
   end
-  -- Filled at launch, once the bundle's ports (or aliases) are known.
+  -- `launch` entries are resolved by the launch record once the bundle's
+  -- addresses are known (bottle.launch.connect).
   -- Both spellings: curl reads only the lower-case http_proxy for http://
   -- URLs, other tools only the upper-case ones.
-  add("HTTPS_PROXY", nil, { launch = true })
-  add("HTTP_PROXY", nil, { launch = true })
+  add("HTTPS_PROXY", nil, { launch = "proxy" })
+  add("HTTP_PROXY", nil, { launch = "proxy" })
   add("NO_PROXY", "localhost,127.0.0.1")
-  add("https_proxy", nil, { launch = true })
-  add("http_proxy", nil, { launch = true })
+  add("https_proxy", nil, { launch = "proxy" })
+  add("http_proxy", nil, { launch = "proxy" })
   add("no_proxy", "localhost,127.0.0.1")
   if #plan.git_gate.repos > 0 then
-    add("GIT_GATE_URL", nil, { launch = true })
+    add("GIT_GATE_URL", nil, { launch = "git_gate" })
   end
   if plan.supervise then
-    add("MCP_SUPERVISE_URL", nil, { launch = true })
+    add("MCP_SUPERVISE_URL", nil, { launch = "supervise" })
   end
   add("NODE_EXTRA_CA_CERTS", M.GUEST_CA)
   add("SSL_CERT_FILE", M.GUEST_CA_BUNDLE)
   add("REQUESTS_CA_BUNDLE", M.GUEST_CA_BUNDLE)
-  for _, r in ipairs(plan.routes) do
+  for _, r in ipairs(plan.egress_table) do
     if r.host == "api.anthropic.com" and r.token_env then
       -- Not a secret: egress replaces it with the real token.
       add("CLAUDE_CODE_OAUTH_TOKEN", M.PLACEHOLDER_TOKEN)
       break
     end
   end
-  -- The bottle's own entries are shared, not copied: a `?` value asked
-  -- after planning shows up here too.
+  -- The bottle's own entries; a `?` entry has no value here: the launch
+  -- record holds the answer.
   for _, e in ipairs(env_entries) do
     list[#list + 1] = e
   end
   return list
 end
 
-local function provision_steps(plan)
-  local steps = { "ca", "prompt" }
+-- The default steps for what the plan holds, then the bottle's own
+-- `provision:` steps in the order it lists them.
+local function provision_steps(plan, backend, extra)
+  local steps = {}
+  for _, name in ipairs(backend.steps or {}) do
+    steps[#steps + 1] = name
+  end
+  steps[#steps + 1] = "ca"
+  steps[#steps + 1] = "prompt"
   if #plan.agent.skills > 0 then
     steps[#steps + 1] = "skills"
   end
@@ -258,17 +327,28 @@ local function provision_steps(plan)
   if plan.supervise then
     steps[#steps + 1] = "supervise"
   end
+  for i, name in ipairs(extra or {}) do
+    if in_list(steps, name) then
+      S.fail_at(extra, i, "step '%s' already runs by default; list only steps to add", name)
+    end
+    if not require("rt.host").locate("recipes.steps." .. name) then
+      S.fail_at(extra, i, "no provisioning step named '%s' (looked for recipes/steps/%s.lua in the search path; " ..
+        "see: bottle recipe list)", name, name)
+    end
+    steps[#steps + 1] = name
+  end
   return steps
 end
 
 --- Builds the plan. Raises a positioned error on any bad input.
 ---@param ctx table recipe context (opts, env, args)
----@param backend "smolmachines"|"docker"
+---@param backend_name string a backend (bottle.target.<name>)
 ---@return table plan
-function M.build(ctx, backend)
+function M.build(ctx, backend_name)
+  local backend = require("bottle.target").load(backend_name)
   local env = ctx.env
   local opts = ctx.opts or {}
-  local cwd = ctx.cwd or assert(fs.cwd())
+  local cwd = ctx.cwd or errors.must(fs.cwd())
   manifest.warn_project_bottles(env, cwd)
 
   local agent_name = opts.agent or "claude"
@@ -285,8 +365,9 @@ function M.build(ctx, backend)
   end
 
   local plan = {
-    recipe = ctx.name or backend,
-    backend = backend,
+    recipe = ctx.name or backend_name,
+    backend = backend_name,
+    access = backend.access,
     bottles = bottle_names,
     created = time.wall(),
   }
@@ -304,10 +385,12 @@ function M.build(ctx, backend)
   plan.env = environment.resolve(settings.env or {}, settings.env_origin or {}, env)
   local declared = settings.egress and settings.egress.routes or {}
   plan.routes, plan.token_slots = routes_and_slots(declared, env)
-  plan.hops = hops.order(plan)
-  if type(plan.hops) ~= "table" or #plan.hops == 0 or not defaults.PORTS[plan.hops[1]] then
-    errors.raise("bottle.hops.order must return a non-empty list of daemon names (egress, pipelock)")
-  end
+  plan.hops = M.check_hops(hops.order(plan))
+  plan.egress_upstream = M.next_hop(plan, "egress")
+  -- pipelock always runs and needs its CA; egress's only when it is in the
+  -- agent's path. The agent trusts the agent-facing hop's CA alone.
+  plan.cas = M.in_path(plan, "egress") and { "pipelock", "egress" } or { "pipelock" }
+  plan.guest_ca = plan.hops[1]
   plan.egress_table = egress_table(plan.routes, plan.hops)
   plan.allowlist = allowlist(plan.routes)
   plan.git_gate = git_gate(env, settings, agent)
@@ -323,13 +406,16 @@ function M.build(ctx, backend)
   end
   plan.state = state_paths(paths.state_root(env) .. "/" .. plan.slug)
   plan.bundle = bundle.spec(plan)
-  local net = assert(bundle.pick_subnet(env.BOTTLE_SUBNET_POOL or defaults.SUBNET_POOL, plan.slug, {}))
+  local net = errors.must(bundle.pick_subnet(env.BOTTLE_SUBNET_POOL or defaults.SUBNET_POOL, plan.slug, {}))
   plan.bundle.subnet, plan.bundle.gateway, plan.bundle.ip = net.subnet, net.gateway, net.ip
   plan.guest_env = guest_env(plan, plan.env)
-  plan.provision = provision_steps(plan)
-  if backend == "smolmachines" then
-    plan.machine = { name = "bottle-" .. plan.slug, allow_cidrs = { "127.0.0.1/32" } }
+  for k, v in pairs(backend.plan(plan, ctx) or {}) do
+    if plan[k] ~= nil then
+      errors.raise(string.format("backend %s: its plan field '%s' clashes with the plan's own", backend_name, k))
+    end
+    plan[k] = v
   end
+  plan.provision = provision_steps(plan, backend, settings.provision)
   plan.files = M.render(plan)
   return plan
 end
@@ -350,16 +436,6 @@ function M.render(plan)
   return files
 end
 
---- The value of a guest env variable (after launch fills the URLs), or nil.
-function M.guest_value(plan, name)
-  for _, e in ipairs(plan.guest_env) do
-    if e.name == name then
-      return e.value
-    end
-  end
-  return nil
-end
-
 --- Creates the state dir (0700) and writes the rendered files (0600) and
 --- metadata.json. Registers nothing: the recipe decides when the state dir
 --- goes (removed after a clean exit, kept after a failure).
@@ -370,10 +446,10 @@ function M.materialize(plan)
     errors.raise("state dir: " .. err)
   end
   for _, d in ipairs({ st.pipelock_dir, st.egress_dir, st.git_gate_dir }) do
-    assert(fs.mkdir_p(d, 448))
+    errors.must(fs.mkdir_p(d, 448))
   end
   if plan.supervise then
-    assert(fs.mkdir_p(st.supervise_queue, 448))
+    errors.must(fs.mkdir_p(st.supervise_queue, 448))
   end
   for _, f in ipairs(plan.files) do
     ok, err = fs.write(f.path, f.content, f.mode)
@@ -397,7 +473,7 @@ function M.write_metadata(plan, resources)
     daemons = json.array({ table.unpack(plan.bundle.daemons) }),
     resources = resources,
   }
-  assert(fs.write(plan.state.metadata, json.encode(meta, true) .. "\n", 384))
+  errors.must(fs.write(plan.state.metadata, json.encode(meta, true) .. "\n", 384))
 end
 
 local function names_of(list)

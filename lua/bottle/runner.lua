@@ -46,7 +46,11 @@ function M.run(recipe, ctx)
   local trace
   local ok, result = xpcall(recipe.run, function(e)
     if not errors.is(e) then
-      trace = debug.traceback(tostring(e), 2)
+      -- A step (ui.step) already attached the traceback of where a bug was
+      -- raised; keep that one, it names the failing frame.
+      local text = tostring(e)
+      trace = text:find("\nstack traceback:", 1, true) and text or debug.traceback(text, 2)
+      return (text:match("^[^\n]*"))
     end
     return e
   end, ctx)

@@ -248,15 +248,15 @@ function Driver:cp(name, host_path, guest_path)
   end
 end
 
---- smolvm machine ls --json -> list of machines (decoded), or nil, message.
+--- smolvm machine ls --json -> list of machines (decoded).
 function Driver:ls()
   local r = self:run({ "machine", "ls", "--json" })
   if r.code ~= 0 then
-    return nil, "smolvm machine ls: " .. errors.first_line(r.stderr)
+    failed("machine ls", r)
   end
-  local list = require("bottle.json").decode(r.stdout)
-  if type(list) ~= "table" then
-    return nil, "smolvm machine ls: output is not JSON"
+  local ok, list = pcall(require("bottle.json").decode, r.stdout)
+  if not ok or type(list) ~= "table" then
+    errors.raise("smolvm machine ls --json: the output is not a JSON list", errors.tail(r.stdout))
   end
   if list.machines then
     list = list.machines

@@ -53,15 +53,26 @@ local function color(code, s)
   return s
 end
 
+-- Keeps an expected failure (a bottle.errors value) as it is; anything
+-- else is a bug, and gets the traceback of where it was raised, which -v
+-- prints.
+local function keep_trace(e)
+  local errors = require("bottle.errors")
+  if errors.is(e) or type(e) ~= "string" or e:find("^interrupted by ") then
+    return e
+  end
+  return debug.traceback(e, 2)
+end
+
 --- Runs fn(...) as a named launch step: spinner while it runs (terminal
 --- only), then one line `✓ name (1.2s)`; on error `✗ name (0.3s)` and the
---- error propagates unchanged.
+--- error propagates, prefixed with the step's name.
 ---@param name string
 ---@param fn function
 function M.step(name, fn, ...)
   local started = time.now_ms()
   log.step_begin(name)
-  local results = table.pack(pcall(fn, ...))
+  local results = table.pack(xpcall(fn, keep_trace, ...))
   local secs = (time.now_ms() - started) / 1000
   if results[1] then
     log.step_end(string.format("%s %s (%.1fs)", color("32", "✓"), name, secs))

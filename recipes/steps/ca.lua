@@ -1,7 +1,8 @@
 -- Provisioning step `ca`: trust the agent-facing proxy's CA in the guest.
 --
--- Exactly one CA is installed: egress's when egress is the agent-facing
--- hop, else pipelock's. The copy is followed by ONE `sh -c` (chown, chmod,
+-- Exactly one CA is installed: the agent-facing hop's (plan.guest_ca, from
+-- the hop policy): egress's when egress faces the agent, else pipelock's.
+-- The copy is followed by ONE `sh -c` (chown, chmod,
 -- update-ca-certificates) so the guest pays a single exec round trip, and
 -- the output must report "1 added": failing silently here is how a broken
 -- trust store goes unnoticed until every TLS request fails.
@@ -13,11 +14,12 @@ local plan_mod = require("bottle.plan")
 return {
   description = "install the agent-facing proxy's CA into the guest trust store",
   run = function(ctx, plan, target)
-    local facing = plan.hops[1]
-    local cert = facing == "egress" and plan.state.egress_ca_cert or plan.state.pipelock_ca_cert
-    if not fs.exists(cert) then
+    local facing = plan.guest_ca
+    local minted = target.rec.cas[facing]
+    local cert = minted and minted.cert
+    if not cert or not fs.exists(cert) then
       errors.raise(string.format("%s's CA %s does not exist; the CAs are minted by the launch's " ..
-        "`CAs` step, which must run before provisioning", facing, cert))
+        "`CAs` step, which must run before provisioning", facing, cert or "(not minted)"))
     end
     local dest = plan_mod.GUEST_CA
     target:put(cert, dest)
@@ -33,6 +35,6 @@ return {
         facing), out)
     end
     local summary = out:match("(%d+ added[^\n]*)") or ""
-    ctx.log.info("trusting %s's CA, SHA-256 %s (%s)", facing, assert(ca.fingerprint(cert)), summary)
+    ctx.log.info("trusting %s's CA, SHA-256 %s (%s)", facing, errors.must(ca.fingerprint(cert)), summary)
   end,
 }

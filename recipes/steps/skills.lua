@@ -13,7 +13,7 @@ return {
       end
       local dest = "/home/node/.claude/skills/" .. skill.name
       target:must("remove the old copy", { "rm", "-rf", dest })
-      target:put_dir(skill.dir, dest)
+      target:put_dir(skill.dir, dest, { uname = "node", gname = "node", uid = 1000, gid = 1000 })
       target:must("chown", { "chown", "-R", "node:node", "/home/node/.claude" })
     end
   end,

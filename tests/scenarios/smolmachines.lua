@@ -47,7 +47,6 @@ scenario("happy path with routes, git-gate and supervise", function(t)
   r:order({
     "smolvm --version",
     "docker image_inspect bottle-agent:latest",
-    "smolvm pack create",
     "docker network_create bottle-network-",
     "ca mint pipelock/ca",
     "ca mint egress/ca",
@@ -57,6 +56,7 @@ scenario("happy path with routes, git-gate and supervise", function(t)
     "net wait_tcp 127.0.0.1:41099",
     "net wait_tcp 127.0.0.1:41418",
     "net wait_tcp 127.0.0.1:41100",
+    "docker image_save bottle-agent:latest",
     "smolvm machine create --name bottle-",
     "smolvm machine start --name bottle-",
     "-- true",
@@ -218,7 +218,7 @@ scenario("the first two execs after start die with 137: the launch settles and s
   r:removed_all()
 end)
 
-scenario("an exec killed by 137 after settling is retried once", function(t)
+scenario("an exec killed by 137 after settling is tried again", function(t)
   local seen = 0
   local r = t:run(full({ exec = function(argv)
     if argv[1] == "chown" and argv[2] == "node:node" then
@@ -230,7 +230,7 @@ scenario("an exec killed by 137 after settling is retried once", function(t)
   end }))
   r:exit(0)
   t:eq(seen, 2)
-  t:eq(r.sleeps, { 500 })
+  t:eq(r.sleeps, { 25 })
 end)
 
 scenario("update-ca-certificates without '1 added' fails loudly and unwinds", function(t)
@@ -305,7 +305,8 @@ scenario("without a terminal and without --yes, refuse instead of hanging", func
   local r = t:run({ args = {}, tty = false })
   r:exit(1)
   t:contains(r.message, "pass --yes")
-  t:eq(#r.calls, 0)
+  -- only the checks that create nothing ran
+  r:lacks("create")
 end)
 
 scenario("--dry-run creates nothing and prints the plan", function(t)

@@ -41,6 +41,51 @@ local function write_tree(root, files)
   end
 end
 
+-- A deep copy of a plan; functions and userdata are kept by identity.
+local function snapshot(v, seen)
+  if type(v) ~= "table" then
+    return v
+  end
+  seen = seen or {}
+  if seen[v] then
+    return seen[v]
+  end
+  local out = {}
+  seen[v] = out
+  for k, x in pairs(v) do
+    out[k] = snapshot(x, seen)
+  end
+  return out
+end
+
+-- The first difference between a plan and its snapshot, as "path: was
+-- X, now Y", or nil when they are the same.
+local function difference(now, was, path, seen)
+  if type(now) ~= "table" or type(was) ~= "table" then
+    if now ~= was then
+      return string.format("%s: was %s, now %s", path, tostring(was), tostring(now))
+    end
+    return nil
+  end
+  seen = seen or {}
+  if seen[now] then
+    return nil
+  end
+  seen[now] = true
+  for k, x in pairs(now) do
+    local d = difference(x, was[k], path .. "." .. tostring(k), seen)
+    if d then
+      return d
+    end
+  end
+  for k, x in pairs(was) do
+    if now[k] == nil then
+      return string.format("%s.%s: was %s, now removed", path, tostring(k), tostring(x))
+    end
+  end
+  return nil
+end
+
 -- ---- results ---------------------------------------------------------------
 
 local Result = {}
@@ -250,6 +295,17 @@ function T:run(spec)
   io.stdout = capture -- luacheck: ignore 122
   log.capture(true)
 
+  -- Every plan the run builds is checked afterwards: the launch writes to
+  -- its launch record, never to the plan (docs/api.md).
+  local built = {}
+  local plan_mod = require("bottle.plan")
+  local build = plan_mod.build
+  plan_mod.build = function(...)
+    local p = build(...)
+    built[#built + 1] = { plan = p, copy = snapshot(p) }
+    return p
+  end
+
   local code, message
   local ok, err = pcall(function()
     local cli = require("bottle.cli")
@@ -290,6 +346,13 @@ function T:run(spec)
   fs.rm_rf(home)
   if not ok then
     error(err, 0)
+  end
+
+  for _, b in ipairs(built) do
+    local d = difference(b.plan, b.copy, "plan")
+    if d then
+      error("the launch changed its plan after plan.build: " .. d, 0)
+    end
   end
 
   local launch_calls = 0

@@ -1,0 +1,172 @@
+-- Scenarios for the launch seam (docs/recipes.md): an ejected hop policy
+-- is what the launch follows, a bad one is refused before anything exists,
+-- and a step a user adds through the bottle's `provision:` list runs.
+
+local TOKEN = "ghp-seam-token-3c9d21"
+
+local ROUTES = [[
+---
+egress:
+  routes:
+    - host: api.github.com
+      auth: {scheme: Bearer, token_ref: GH_PAT}
+---
+]]
+
+local function hops_module(order)
+  return "local M = {}\nfunction M.order(plan)\n  return " .. order .. "\nend\nreturn M\n"
+end
+
+local function with_hops(order, extra)
+  local spec = {
+    args = { "--bottle", "work", "--yes" },
+    files = { ["bottles/work.md"] = ROUTES },
+    env = { GH_PAT = TOKEN },
+    lua = { ["lua/bottle/hops.lua"] = hops_module(order) },
+    docker = { ports = { [9099] = 41099, [8888] = 41888 } },
+  }
+  for k, v in pairs(extra or {}) do
+    spec[k] = v
+  end
+  return spec
+end
+
+local function bundle_of(r)
+  return r:has("docker container_create bottle-bundle-").args[1]
+end
+
+scenario("an ejected hop policy of {pipelock} with routes: the agent faces pipelock, egress holds nothing", function(t)
+  local r = t:run(with_hops('{ "pipelock" }'))
+  r:exit(0)
+  r:has("ca mint pipelock/ca")
+  r:lacks("ca mint egress/ca")
+  local bundle = bundle_of(r)
+  t:eq(#bundle.publish, 1)
+  t:eq(bundle.publish[1].port, 8888, "only pipelock's port is published")
+  t:eq(bundle.env.EGRESS_TOKEN_0, nil, "egress is out of the path and gets no token")
+  t:eq(bundle.env.EGRESS_UPSTREAM_PROXY, nil)
+  -- the CA installed in the guest is pipelock's
+  local cp = r:has("smolvm machine cp")
+  t:contains(cp.text, "/pipelock/ca.crt bottle-")
+  for _, c in ipairs(r:all("smolvm machine exec")) do
+    t:eq(c.guest_env.HTTPS_PROXY, "http://127.0.0.1:41888")
+  end
+  r:removed_all()
+end)
+
+scenario("an ejected hop policy of {egress}: egress faces the agent and goes direct", function(t)
+  local r = t:run(with_hops('{ "egress" }'))
+  r:exit(0)
+  r:has("ca mint egress/ca")
+  local bundle = bundle_of(r)
+  t:eq(bundle.publish[1].port, 9099)
+  t:eq(bundle.env.EGRESS_TOKEN_0, TOKEN)
+  t:eq(bundle.env.EGRESS_UPSTREAM_PROXY, nil, "no next hop: egress dials the internet itself")
+  local cp = r:has("smolvm machine cp")
+  t:contains(cp.text, "/egress/ca.crt bottle-")
+  -- egress's upstream trust holds no pipelock CA when pipelock is not next
+  local trust = r:has("ca bundle")
+  t:eq(trust.args.extra, {})
+end)
+
+scenario("the default policy with routes: egress first, pipelock as its upstream", function(t)
+  local r = t:run(with_hops('#plan.routes > 0 and { "egress", "pipelock" } or { "pipelock" }'))
+  r:exit(0)
+  local bundle = bundle_of(r)
+  t:eq(bundle.env.EGRESS_UPSTREAM_PROXY, "http://127.0.0.1:8888")
+  local trust = r:has("ca bundle")
+  t:eq(#trust.args.extra, 1, "egress trusts pipelock's CA upstream")
+end)
+
+scenario("a hop policy naming an unknown daemon is refused before anything exists", function(t)
+  local r = t:run(with_hops('{ "egress", "squid" }'))
+  r:exit(1)
+  t:contains(r.message, "bottle.hops.order")
+  t:contains(r.message, "unknown daemon 'squid' at position 2")
+  t:contains(r.message, "hops are egress and pipelock")
+  t:eq(#r.calls, 0)
+  t:eq(r.state_dirs, {})
+end)
+
+scenario("a hop policy putting a hop after pipelock, or naming none, is refused", function(t)
+  local r = t:run(with_hops('{ "pipelock", "egress" }'))
+  r:exit(1)
+  t:contains(r.message, "puts egress after pipelock")
+  r = t:run(with_hops("{}"))
+  r:exit(1)
+  t:contains(r.message, "must return a non-empty list")
+  r = t:run(with_hops('{ "egress", "egress" }'))
+  r:exit(1)
+  t:contains(r.message, "names egress twice")
+end)
+
+-- The worked example of docs/recipes.md ("Adding a provisioning step").
+local WORKSPACE_STEP = [[
+-- Provisioning step `workspace`: a work directory for the agent, owned by
+-- node, and git's safe.directory for it.
+return {
+  description = "create ~/work for the agent",
+  run = function(ctx, plan, target)
+    target:must("workspace", { "mkdir", "-p", "/home/node/work" }, { user = "node" })
+    target:must("workspace", { "git", "config", "--global", "--add", "safe.directory", "/home/node/work" },
+      { user = "node" })
+    ctx.log.info("workspace: /home/node/work is ready")
+  end,
+}
+]]
+
+scenario("a step the bottle adds with `provision:` runs after the defaults, before the agent", function(t)
+  local r = t:run({
+    args = { "--bottle", "work", "--yes" },
+    files = { ["bottles/work.md"] = "---\nprovision: [workspace]\n---\n" },
+    lua = { ["recipes/steps/workspace.lua"] = WORKSPACE_STEP },
+  })
+  r:exit(0)
+  r:order({ "update-ca-certificates", ".bottle-prompt.txt", "mkdir -p /home/node/work",
+    "safe.directory /home/node/work", "runuser -u node -- claude" })
+  t:contains(r.output, "provision workspace")
+  t:contains(r.output, "workspace: /home/node/work is ready")
+  local dry = t:run({
+    args = { "--bottle", "work", "--dry-run", "--json" },
+    files = { ["bottles/work.md"] = "---\nprovision: [workspace]\n---\n" },
+    lua = { ["recipes/steps/workspace.lua"] = WORKSPACE_STEP },
+  })
+  dry:exit(0)
+  t:eq(require("bottle.json").decode(dry.stdout).provision, { "ca", "prompt", "workspace" })
+end)
+
+scenario("a bottle naming a step that does not exist is refused with its file and line", function(t)
+  local r = t:run({
+    args = { "--bottle", "work", "--yes" },
+    files = { ["bottles/work.md"] = "---\nenv:\n  A: b\nprovision:\n  - workspace\n---\n" },
+  })
+  r:exit(1)
+  t:match(r.message, "bottles/work%.md:5: provision%[1%]: no provisioning step named 'workspace'")
+  t:eq(#r.calls, 0)
+  r = t:run({
+    args = { "--bottle", "work", "--yes" },
+    files = { ["bottles/work.md"] = "---\nprovision: [ca]\n---\n" },
+  })
+  r:exit(1)
+  t:contains(r.message, "step 'ca' already runs by default")
+end)
+
+scenario("a recipe that writes into its plan after plan.build is caught", function(t)
+  local ok, err = pcall(t.run, t, {
+    recipe = "mutating",
+    args = { "--yes" },
+    lua = { ["recipes/mutating.lua"] = [[
+local launch = require("bottle.launch")
+return {
+  description = "writes the bundle id into the plan, as launches once did",
+  run = function(ctx)
+    local rec = launch.start(ctx, "smolmachines")
+    rec.plan.bundle.id = "abc"
+    return 0
+  end,
+}
+]] },
+  })
+  t:falsy(ok)
+  t:contains(tostring(err), "changed its plan after plan.build: plan.bundle.id: was nil, now abc")
+end)
