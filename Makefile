@@ -72,12 +72,13 @@ $(BUILD)/bottle: $(BIND_OBJ) $(BUILD)/libcore.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(BIND_OBJ) $(BUILD)/libcore.a $(LDLIBS)
 
 # bottle-init is the sidecar bundle's PID 1: plain C, no Lua, no libraries.
-INIT_SRC := $(filter-out runtime/init/main.c, $(wildcard runtime/init/*.c))
-$(BUILD)/bottle-init: $(wildcard runtime/init/*.c runtime/init/*.h)
+# It shares the unix socket relay (runtime/relay.c) with bottle itself.
+INIT_SRC := $(filter-out runtime/init/main.c, $(wildcard runtime/init/*.c)) runtime/relay.c
+$(BUILD)/bottle-init: $(wildcard runtime/init/*.c runtime/init/*.h) runtime/relay.c runtime/relay.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(OPT) $(WARN) $(filter-out $(PKG_CFLAGS),$(CFLAGS)) $(LDFLAGS) -o $@ $(wildcard runtime/init/*.c)
+	$(CC) $(CSTD) $(OPT) $(WARN) $(filter-out $(PKG_CFLAGS),$(CFLAGS)) $(LDFLAGS) -o $@ $(wildcard runtime/init/*.c) runtime/relay.c
 
-$(BUILD)/tests/test_init%: tests/c/test_init%.c $(wildcard runtime/init/*.c runtime/init/*.h) tests/c/tap.h
+$(BUILD)/tests/test_init%: tests/c/test_init%.c $(wildcard runtime/init/*.c runtime/init/*.h) runtime/relay.c tests/c/tap.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Iruntime/init -Itests/c $(LDFLAGS) -o $@ $< $(INIT_SRC)
 

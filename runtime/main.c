@@ -1,12 +1,15 @@
 /* main.c: argv -> one protected Lua entry (bottle.cli.main) -> exit code.
  *
  * The only option read here is --lua-dir, because it decides where
- * bottle.cli itself is loaded from; bottle.cli parses everything else. */
+ * bottle.cli itself is loaded from; bottle.cli parses everything else.
+ * `bottle __relay ...` (the host side of a guest's sockets, started and
+ * stopped by a launch) is plain C and never starts Lua. */
 #include <stdio.h>
 #include <string.h>
 
 #include "host.h"
 #include "log.h"
+#include "relay.h"
 
 /* --lua-dir may come anywhere before `--` (bottle.cli accepts it there too);
  * words after `--` belong to the agent's command. */
@@ -33,6 +36,7 @@ static int collect_lua_dirs(int argc, char **argv, struct host_opts *o) {
 }
 
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "__relay") == 0) return relay_main("bottle __relay", argc - 2, argv + 2);
   struct host_opts opts;
   memset(&opts, 0, sizeof opts);
   if (collect_lua_dirs(argc, argv, &opts) < 0) return 2;

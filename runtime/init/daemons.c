@@ -13,13 +13,14 @@
 #include "init.h"
 
 const char *const init_daemon_names[INIT_DAEMON_COUNT] = {"egress", "pipelock", "git-gate",
-                                                          "supervise"};
+                                                          "supervise", "relay"};
 
 static const char *const default_argv[INIT_DAEMON_COUNT][8] = {
     {"/opt/bottle/egress/run", NULL},
     {"pipelock", "run", "--config", "/etc/pipelock.yaml", "--listen", "0.0.0.0:8888", NULL},
     {"/bin/sh", "/etc/bottle/git-gate/entrypoint.sh", NULL},
     {"/opt/bottle/supervise/run", NULL},
+    {"bottle-init", "relay", NULL},
 };
 
 static const char token_prefix[] = "EGRESS_TOKEN_";
@@ -47,7 +48,7 @@ int init_parse_daemons(const char *list, int order[INIT_DAEMON_COUNT], int *coun
       if (idx < 0) {
         snprintf(err, errsz,
                  "unknown daemon '%.*s' in BOTTLE_SIDECAR_DAEMONS (known: egress, pipelock, "
-                 "git-gate, supervise)",
+                 "git-gate, supervise, relay)",
                  (int)(b - a > 64 ? 64 : b - a), a);
         return -1;
       }
@@ -60,7 +61,7 @@ int init_parse_daemons(const char *list, int order[INIT_DAEMON_COUNT], int *coun
   if (*count == 0) {
     snprintf(err, errsz,
              "BOTTLE_SIDECAR_DAEMONS names no daemon (known: egress, pipelock, git-gate, "
-             "supervise)");
+             "supervise, relay)");
     return -1;
   }
   return 0;

@@ -12,9 +12,10 @@
 
 #include <stddef.h>
 
-enum { INIT_DAEMON_COUNT = 4 };
+enum { INIT_DAEMON_COUNT = 5 };
 
-/* Canonical order: egress, pipelock, git-gate, supervise. */
+/* Canonical order: egress, pipelock, git-gate, supervise, relay (the
+ * guest's sockets, started last so the daemons it forwards to start first). */
 extern const char *const init_daemon_names[INIT_DAEMON_COUNT];
 
 /* Parses a comma separated daemon list (spaces trimmed, empty items ignored,
@@ -71,6 +72,11 @@ void write_all(int fd, const char *buf, size_t n);
 
 /* Default grace period between the forwarded signal and SIGKILL. */
 enum { INIT_GRACE_MS = 8000 };
+
+/* `bottle-init relay [ARGS]`: relay.h's relay_main with ARGS, or with the
+ * routes and owner from BOTTLE_RELAY_ROUTES / BOTTLE_RELAY_OWNER in envp
+ * when there are none (relay_mode.c). Returns the exit status. */
+int init_relay(int argc, char **argv, char *const *envp);
 
 /* The whole program: reads BOTTLE_SIDECAR_DAEMONS and the overrides from
  * envp, starts the daemons and supervises them until they are all gone.

@@ -238,14 +238,16 @@ static void restore_handlers(void) {
 
 static void usage(void) {
   static const char msg[] =
-      "usage: bottle-init (no arguments)\n"
+      "usage: bottle-init\n"
+      "       bottle-init relay [--owner UID:GID] [PATH=HOST:PORT...]\n"
       "Starts the daemons named in BOTTLE_SIDECAR_DAEMONS (egress, pipelock, git-gate,\n"
-      "supervise); BOTTLE_INIT_<NAME>_CMD replaces one's command with a /bin/sh -c string.\n";
+      "supervise, relay); BOTTLE_INIT_<NAME>_CMD replaces one's command with a /bin/sh -c\n"
+      "string. `relay` serves the guest's unix sockets (routes from BOTTLE_RELAY_ROUTES).\n";
   write_all(2, msg, sizeof msg - 1);
 }
 
 int init_main(int argc, char **argv, char **envp) {
-  (void)argv;
+  if (argc > 1 && strcmp(argv[1], "relay") == 0) return init_relay(argc - 2, argv + 2, envp);
   if (argc > 1) {
     usage();
     return 2;
