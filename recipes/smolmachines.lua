@@ -22,8 +22,8 @@ return {
     step("network", launch.network, ctx, rec, { key = "bundle", role = "network" })
     step("CAs", launch.cas, ctx, rec)
     step("bundle", launch.bundle, ctx, rec, { network = "bundle" })
-    step("ports", launch.ports, ctx, rec)
-    -- The guest reaches the bundle through its published loopback ports.
+    -- The guest has no network: its bundle's sockets are its only way out.
+    step("sockets", launch.sockets, ctx, rec)
     launch.connect(rec)
 
     local vm = step("VM", launch.guest, ctx, rec)

@@ -61,6 +61,28 @@ static int l_wait_tcp(lua_State *L) {
   return 3;
 }
 
+/* wait_unix(path, timeout_ms) -> elapsed_ms | nil, message, code */
+static int l_wait_unix(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lua_Integer timeout = luaL_checkinteger(L, 2);
+  if (timeout < 0 || timeout > 24 * 3600 * 1000) return luaL_argerror(L, 2, "timeout_ms out of range");
+  struct net_wait_result res;
+  if (net_wait_unix(path, (int)timeout, host_pending_signal, &res) == 0) {
+    lua_pushinteger(L, res.elapsed_ms);
+    return 1;
+  }
+  if (res.status == NET_INTERRUPTED) return host_raise_interrupt(L);
+  lua_pushnil(L);
+  if (res.status == NET_RESOLVE_FAILED) {
+    lua_pushstring(L, res.error);
+    lua_pushliteral(L, "ENAMETOOLONG");
+  } else {
+    lua_pushfstring(L, "%s did not accept connections within %d ms (%s)", path, (int)timeout, res.error);
+    lua_pushliteral(L, "TIMEOUT");
+  }
+  return 3;
+}
+
 static int l_free_port(lua_State *L) {
   const char *host = luaL_optstring(L, 1, "127.0.0.1");
   char err[256];
@@ -78,6 +100,7 @@ static int l_free_port(lua_State *L) {
 
 static const luaL_Reg net_funcs[] = {
     {"wait_tcp", l_wait_tcp},
+    {"wait_unix", l_wait_unix},
     {"free_port", l_free_port},
     {NULL, NULL},
 };

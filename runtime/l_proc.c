@@ -24,6 +24,7 @@
 #include "log.h"
 #include "proc.h"
 #include "secret.h"
+#include "bgproc.h"
 
 extern char **environ;
 
@@ -260,7 +261,134 @@ static int l_isatty(lua_State *L) {
   return 1;
 }
 
+/* ---- background programs: rt.proc.spawn ---------------------------------- */
+
+#define BG_META "rt.proc.bg"
+enum { BG_GRACE_MS = 2000 };
+
+struct bg {
+  pid_t pid;
+  int done, code;
+};
+
+static struct bg *check_bg(lua_State *L) { return luaL_checkudata(L, 1, BG_META); }
+
+/* spawn{argv=, env=, log=} -> handle | nil, message, code */
+static const char *const spawn_fields[] = {"argv", "env", "log", NULL};
+static int l_spawn(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lutil_check_fields(L, 1, "proc.spawn", spawn_fields);
+  struct proc_bg_spec spec;
+  memset(&spec, 0, sizeof spec);
+  if (lua_getfield(L, 1, "argv") != LUA_TTABLE) luaL_error(L, "proc.spawn: argv must be a list of strings");
+  spec.argv = string_list(L, lua_gettop(L), "argv");
+  if (lua_getfield(L, 1, "env") == LUA_TTABLE) spec.envp = env_list(L, lua_gettop(L));
+  else if (!lua_isnil(L, -1)) luaL_error(L, "proc.spawn: env must be a table");
+  int t = lua_getfield(L, 1, "log");
+  if (t == LUA_TSTRING) spec.log_path = lua_tostring(L, -1);
+  else if (t != LUA_TNIL) luaL_error(L, "proc.spawn: log must be a path");
+  push_command_line(L, spec.argv);
+  if (log_get_level() >= LOG_TRACE) {
+    size_t len;
+    const char *cmd = lua_tolstring(L, -1, &len);
+    log_write(LOG_TRACE, cmd, len);
+  }
+  struct bg *b = lua_newuserdatauv(L, sizeof *b, 0);
+  memset(b, 0, sizeof *b);
+  b->done = 1; /* nothing to stop until the start succeeded */
+  luaL_setmetatable(L, BG_META);
+  pid_t pid;
+  if (proc_bg_start(&spec, &pid) < 0) {
+    int e = errno;
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", spec.argv[0], e == ENOENT ? "not found" : strerror(e));
+    lua_pushstring(L, e == ENOENT ? "ENOENT" : e == EACCES ? "EACCES" : "ESPAWN");
+    return 3;
+  }
+  b->pid = pid;
+  b->done = 0;
+  return 1;
+}
+
+/* handle:wait([timeout_ms = -1]) -> code | nil while it runs */
+static int l_bg_wait(lua_State *L) {
+  struct bg *b = check_bg(L);
+  if (!b->done && proc_bg_wait(b->pid, (int)luaL_optinteger(L, 2, -1), &b->code)) b->done = 1;
+  if (!b->done) return 0;
+  lua_pushinteger(L, b->code);
+  return 1;
+}
+
+/* handle:stop([grace_ms]) -> code; safe to call twice (also __close, __gc) */
+static int l_bg_stop(lua_State *L) {
+  struct bg *b = check_bg(L);
+  if (!b->done) {
+    b->code = proc_bg_stop(b->pid, (int)luaL_optinteger(L, 2, BG_GRACE_MS));
+    b->done = 1;
+  }
+  lua_pushinteger(L, b->code);
+  return 1;
+}
+
+static int l_bg_pid(lua_State *L) {
+  lua_pushinteger(L, check_bg(L)->pid);
+  return 1;
+}
+
+static int l_bg_gc(lua_State *L) {
+  struct bg *b = check_bg(L);
+  if (!b->done) {
+    proc_bg_stop(b->pid, BG_GRACE_MS);
+    b->done = 1;
+  }
+  return 0;
+}
+
+static const luaL_Reg bg_methods[] = {
+    {"wait", l_bg_wait}, {"stop", l_bg_stop}, {"pid", l_bg_pid}, {NULL, NULL},
+};
+
+/* self_exe() -> path of this executable | nil, message, code */
+static int l_self_exe(lua_State *L) {
+  char path[4096];
+  if (proc_self_exe(path, sizeof path) < 0) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "cannot find bottle's own executable on this platform");
+    lua_pushliteral(L, "ENOSYS");
+    return 3;
+  }
+  lua_pushstring(L, path);
+  return 1;
+}
+
+/* which(prog [, env]) -> path | nil, message, code (PATH from env when given) */
+static int l_which(lua_State *L) {
+  const char *prog = luaL_checkstring(L, 1);
+  const char **envp = lua_istable(L, 2) ? env_list(L, 2) : NULL;
+  char path[4096];
+  if (proc_resolve(prog, envp, path, sizeof path) < 0) {
+    int e = errno;
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", prog, e == EACCES ? "permission denied" : "not found");
+    lua_pushstring(L, e == EACCES ? "EACCES" : "ENOENT");
+    return 3;
+  }
+  lua_pushstring(L, path);
+  return 1;
+}
+
+/* ids() -> uid, gid of this process */
+static int l_ids(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)getuid());
+  lua_pushinteger(L, (lua_Integer)getgid());
+  return 2;
+}
+
 static const luaL_Reg proc_funcs[] = {
+    {"spawn", l_spawn},
+    {"self_exe", l_self_exe},
+    {"which", l_which},
+    {"ids", l_ids},
     {"run", l_run},
     {"secret", l_secret},
     {"redact", l_redact},
@@ -275,6 +403,15 @@ static const luaL_Reg proc_funcs[] = {
 };
 
 int luaopen_rt_proc(lua_State *L) {
+  if (luaL_newmetatable(L, BG_META)) {
+    luaL_newlib(L, bg_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_bg_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, l_bg_gc);
+    lua_setfield(L, -2, "__close");
+  }
+  lua_pop(L, 1);
   luaL_newlib(L, proc_funcs);
   return 1;
 }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -234,4 +235,50 @@ int net_free_port(const char *host, char *err, size_t errsz, const char **code) 
     *code = errno_code(e);
   }
   return port;
+}
+
+int net_wait_unix(const char *path, int timeout_ms, int (*pending_signal)(void),
+                  struct net_wait_result *res) {
+  memset(res, 0, sizeof *res);
+  struct net_wait_spec spec = {.timeout_ms = timeout_ms, .pending_signal = pending_signal};
+  long start = now_ms(), deadline = start + (timeout_ms > 0 ? timeout_ms : 0);
+  int pause = FIRST_PAUSE_MS;
+  struct sockaddr_un sun;
+  memset(&sun, 0, sizeof sun);
+  sun.sun_family = AF_UNIX;
+  if (strlen(path) >= sizeof sun.sun_path) {
+    snprintf(res->error, sizeof res->error, "socket path too long: %s", path);
+    res->status = NET_RESOLVE_FAILED;
+    return -1;
+  }
+  snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+  for (;;) {
+    if ((res->signal = pending(&spec)) != 0) {
+      res->status = NET_INTERRUPTED;
+      break;
+    }
+    res->attempts++;
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0) {
+      close(fd);
+      res->status = NET_READY;
+      res->error[0] = '\0';
+      break;
+    }
+    snprintf(res->error, sizeof res->error, "%s", strerror(errno));
+    if (fd >= 0) close(fd);
+    long now = now_ms();
+    if (now >= deadline) {
+      res->status = NET_TIMEOUT;
+      break;
+    }
+    long wake = now + pause;
+    if ((res->signal = nap(wake < deadline ? wake : deadline, &spec)) != 0) {
+      res->status = NET_INTERRUPTED;
+      break;
+    }
+    pause = pause * 2 > MAX_PAUSE_MS ? MAX_PAUSE_MS : pause * 2;
+  }
+  res->elapsed_ms = now_ms() - start;
+  return res->status == NET_READY ? 0 : -1;
 }

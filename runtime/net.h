@@ -43,6 +43,13 @@ struct net_wait_result {
 /* Returns 0 when ready, -1 otherwise (the reason is in res). */
 int net_wait_tcp(const struct net_wait_spec *spec, struct net_wait_result *res);
 
+/* Waits until a unix socket at path accepts a connection (closed at once),
+ * with the same pauses, deadline and signal handling as net_wait_tcp.
+ * Returns 0 when ready, -1 otherwise (NET_RESOLVE_FAILED: the path is too
+ * long for a socket). */
+int net_wait_unix(const char *path, int timeout_ms, int (*pending_signal)(void),
+                  struct net_wait_result *res);
+
 /* A TCP port that is free on host (NULL: 127.0.0.1) right now: bound to
  * port 0, read back, closed. Returns the port, or -1 with a message in err
  * and *code set to "ERESOLVE" or an errno name. Another process may take it

@@ -1,11 +1,14 @@
 --- The sidecar bundle's container spec and its network (SPEC §6, §7 step 2
 --- and 4). docs/bundle.md is the contract with what runs inside.
 local defaults = require("bottle.defaults")
+local errors = require("bottle.errors")
 local names = require("bottle.names")
 
 local M = {}
 
-M.ORDER = { "egress", "pipelock", "git-gate", "supervise" }
+-- bottle-init's daemons in their canonical order (docs/bundle.md); relay
+-- serves the guest's sockets when the bundle does.
+M.ORDER = { "egress", "pipelock", "git-gate", "supervise", "relay" }
 
 -- Paths inside the bundle (docs/bundle.md).
 M.IN = {
@@ -17,6 +20,7 @@ M.IN = {
   egress_upstream_ca = "/etc/bottle/egress/upstream-ca.pem",
   git_gate_dir = "/etc/bottle/git-gate",
   supervise_queue = "/var/lib/bottle/supervise",
+  sockets_dir = "/run/bottle/sockets",
   upstream_ca = "/etc/bottle/upstream-ca.pem",
 }
 
@@ -107,7 +111,7 @@ end
 --- The daemons a plan runs, in canonical order.
 function M.daemons(plan)
   local want = { egress = true, pipelock = true, ["git-gate"] = #plan.git_gate.repos > 0,
-    supervise = plan.supervise }
+    supervise = plan.supervise, relay = plan.sockets ~= nil and plan.socket_mode == "bundle" }
   local out = {}
   for _, d in ipairs(M.ORDER) do
     if want[d] then
@@ -117,14 +121,56 @@ function M.daemons(plan)
   return out
 end
 
---- Container ports published on the host: the agent-facing hop, plus
---- git-gate and supervise when they run.
+--- Container ports published on host loopback: for plan.access "publish"
+--- the agent-facing hop, plus git-gate and supervise when they run; for
+--- sockets served by bottle ("host" mode) the sockets' ports; else none.
 function M.publish(plan, daemons)
+  if plan.sockets then
+    local out = {}
+    if plan.socket_mode == "host" then
+      for _, sk in ipairs(plan.sockets) do
+        out[#out + 1] = sk.port
+      end
+    end
+    return out
+  end
+  if plan.access ~= "publish" then
+    return {}
+  end
   local out = { defaults.PORTS[plan.hops[1]] }
   for _, d in ipairs(daemons) do
     if d == "git-gate" or d == "supervise" then
       out[#out + 1] = defaults.PORTS[d]
     end
+  end
+  return out
+end
+
+--- Where the guest meets its bundle (SPEC §7): one unix socket per service
+--- the guest dials: the agent-facing hop, git-gate and supervise when they
+--- run. `host` is the socket in the state dir, `guest` where the guest sees
+--- it, `guest_port` the loopback port the guest-side relay listens on (the
+--- daemon's own, so the guest's URLs keep their shape).
+---@return table[] { service, port, host, bundle, guest, guest_port }
+function M.sockets(plan)
+  local services = { plan.hops[1] }
+  if #plan.git_gate.repos > 0 then
+    services[#services + 1] = "git-gate"
+  end
+  if plan.supervise then
+    services[#services + 1] = "supervise"
+  end
+  local out = {}
+  for i, service in ipairs(services) do
+    local port = defaults.PORTS[service]
+    local host = plan.state.sockets_dir .. "/" .. service .. ".sock"
+    -- sun_path holds 104 bytes on macOS, 108 on Linux.
+    if #host > 100 then
+      errors.raise(string.format("the launch's socket path %s is %d bytes, longer than a unix socket path may " ..
+        "be; point XDG_STATE_HOME at a shorter directory", host, #host))
+    end
+    out[i] = { service = service, port = port, host = host, bundle = M.IN.sockets_dir .. "/" .. service .. ".sock",
+      guest = "/run/bottle/" .. service .. ".sock", guest_port = port }
   end
   return out
 end
@@ -190,6 +236,18 @@ function M.spec(plan)
     end
   end
 
+  if plan.sockets and plan.socket_mode == "bundle" then
+    -- bottle-init's relay makes the sockets, owned by the user who runs
+    -- bottle (smolvm, running as that user, dials them).
+    local routes = {}
+    for _, sk in ipairs(plan.sockets) do
+      routes[#routes + 1] = sk.bundle .. "=127.0.0.1:" .. sk.port
+    end
+    add_env(env, "BOTTLE_RELAY_ROUTES", table.concat(routes, " "))
+    add_env(env, "BOTTLE_RELAY_OWNER", plan.owner)
+    mount(st.sockets_dir, M.IN.sockets_dir, false)
+  end
+
   if plan.supervise then
     add_env(env, "SUPERVISE_BOTTLE_SLUG", plan.slug)
     add_env(env, "SUPERVISE_QUEUE_DIR", M.IN.supervise_queue)
@@ -202,9 +260,9 @@ function M.spec(plan)
     image = plan.images.sidecars,
     network = names.resource("network", plan.slug),
     daemons = daemons,
-    -- Host ports only for a backend whose guest reaches the bundle through
-    -- them (plan.access, from the backend).
-    publish = plan.access == "publish" and M.publish(plan, daemons) or {},
+    -- Host ports only where the guest (plan.access "publish") or bottle's
+    -- own socket relay (socket mode "host") reaches the bundle through them.
+    publish = M.publish(plan, daemons),
     env = env,
     volumes = volumes,
     labels = names.labels(plan, "bundle", { [names.LABEL.daemons] = table.concat(daemons, ",") }),

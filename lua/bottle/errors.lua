@@ -24,8 +24,9 @@ end
 --- Raises an error value (no position prefix: the message stands alone).
 ---@param message string
 ---@param detail? string
-function M.raise(message, detail)
-  error(M.new(message, detail), 0)
+---@param code? string
+function M.raise(message, detail, code)
+  error(M.new(message, detail, code), 0)
 end
 
 --- The raising twin of the `nil, message, code` convention every rt.*

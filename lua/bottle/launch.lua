@@ -25,6 +25,7 @@ local ca = require("rt.ca")
 local fs = require("rt.fs")
 local host = require("rt.host")
 local net = require("rt.net")
+local proc = require("rt.proc")
 local term = require("rt.term")
 local errors = require("bottle.errors")
 local ui = require("bottle.ui")
@@ -292,7 +293,9 @@ function M.wait_in_bundle(ctx, rec)
   local id = rec.bundle.id
   local ports = {}
   for _, d in ipairs(rec.plan.bundle.daemons) do
-    ports[#ports + 1] = tostring(defaults.PORTS[d])
+    if defaults.PORTS[d] then
+      ports[#ports + 1] = tostring(defaults.PORTS[d])
+    end
   end
   local argv = { "python3", "-c", WAIT_PY, tostring(M.PORT_TIMEOUT_MS / 1000) }
   table.move(ports, 1, #ports, #argv + 1, argv)
@@ -305,6 +308,45 @@ function M.wait_in_bundle(ctx, rec)
   end
 end
 
+--- Makes the guest's sockets answer (plan.sockets): in socket mode
+--- "bundle" the bundle's relay creates them once its daemons are up; in
+--- mode "host" bottle relays them itself (`bottle __relay`, stopped at
+--- teardown) to the bundle's published loopback ports. Either way every
+--- socket accepts a connection before this returns.
+function M.sockets(ctx, rec)
+  local plan = rec.plan
+  local waited_for
+  if plan.socket_mode == "host" then
+    local ports = M.ports(ctx, rec)
+    local argv = { must(proc.self_exe()), "__relay" }
+    for _, sk in ipairs(plan.sockets) do
+      argv[#argv + 1] = sk.host .. "=127.0.0.1:" .. ports[sk.port]
+    end
+    local log = plan.state.dir .. "/relay.log"
+    local relay = must(proc.spawn({ argv = argv, log = log }))
+    ctx.scope:defer(function()
+      relay:stop()
+    end)
+    waited_for = function()
+      local code = relay:wait(0)
+      return code and string.format("bottle's relay exited %d", code), errors.tail(fs.read(log))
+    end
+  else
+    M.wait_in_bundle(ctx, rec)
+    waited_for = function()
+      return "the bundle's relay did not make it", log_tail(rec.bundle.id)
+    end
+  end
+  for _, sk in ipairs(plan.sockets) do
+    local ok, err = net.wait_unix(sk.host, M.PORT_TIMEOUT_MS)
+    if not ok then
+      local why, detail = waited_for()
+      errors.raise(string.format("sockets: %s's socket %s does not answer: %s%s", sk.service,
+        paths.pretty(ctx.env, sk.host), err, why and ("; " .. why) or ""), detail)
+    end
+  end
+end
+
 function M.daemon_of(port)
   for name, p in pairs(defaults.PORTS) do
     if p == port then
@@ -314,8 +356,9 @@ function M.daemon_of(port)
   return tostring(port)
 end
 
---- The addresses the guest dials, for the plan's access mode: host
---- loopback ports ("publish") or the bundle's names on a shared network
+--- The addresses the guest dials, for the plan's access mode: its own
+--- loopback, relayed to its bundle's sockets ("sockets"), host loopback
+--- ports ("publish") or the bundle's names on a shared network
 --- ("network"). The agent-facing hop (plan.hops[1]) carries HTTP(S).
 ---@return table { proxy, git_gate, supervise } (nil for a daemon not running)
 function M.urls(rec)
@@ -328,6 +371,8 @@ function M.urls(rec)
     local port = defaults.PORTS[daemon]
     if plan.access == "publish" then
       return "127.0.0.1:" .. must(rec.host_ports[port], "no host port for " .. daemon)
+    elseif plan.access == "sockets" then
+      return "127.0.0.1:" .. port -- the guest-side relay's loopback port
     elseif plan.access == "network" then
       return daemon .. ":" .. port
     end

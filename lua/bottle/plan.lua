@@ -113,6 +113,7 @@ local function state_paths(root)
     egress_upstream_ca = root .. "/egress/upstream-ca.pem",
     git_gate_dir = root .. "/git-gate",
     supervise_queue = root .. "/supervise",
+    sockets_dir = root .. "/sockets",
     upstream_ca = root .. "/pipelock/upstream-ca.pem",
   }
 end
@@ -340,6 +341,24 @@ local function provision_steps(plan, backend, extra)
   return steps
 end
 
+-- BOTTLE_SOCKETS: who serves the guest's sockets. "bundle": the bundle
+-- itself, from the bind-mounted socket folder (nothing published on the
+-- host; the default on Linux). "host": bottle relays from the sockets to
+-- the bundle's ports published on host loopback (for engines whose bind
+-- mounts do not carry unix sockets, such as Docker Desktop; the default
+-- elsewhere).
+local function socket_mode(env)
+  local mode = env.BOTTLE_SOCKETS
+  if mode == nil or mode == "" then
+    return require("rt.host").os == "linux" and "bundle" or "host"
+  end
+  if mode ~= "bundle" and mode ~= "host" then
+    errors.raise(string.format("BOTTLE_SOCKETS=%s: expected bundle (the bundle serves the sockets) or host " ..
+      "(bottle relays them to published loopback ports)", mode))
+  end
+  return mode
+end
+
 --- Builds the plan. Raises a positioned error on any bad input.
 ---@param ctx table recipe context (opts, env, args)
 ---@param backend_name string a backend (bottle.target.<name>)
@@ -405,6 +424,12 @@ function M.build(ctx, backend_name)
     return env[name]
   end
   plan.state = state_paths(paths.state_root(env) .. "/" .. plan.slug)
+  if plan.access == "sockets" then
+    local uid, gid = proc.ids()
+    plan.owner = uid .. ":" .. gid
+    plan.socket_mode = socket_mode(env)
+    plan.sockets = bundle.sockets(plan)
+  end
   plan.bundle = bundle.spec(plan)
   local net = errors.must(bundle.pick_subnet(env.BOTTLE_SUBNET_POOL or defaults.SUBNET_POOL, plan.slug, {}))
   plan.bundle.subnet, plan.bundle.gateway, plan.bundle.ip = net.subnet, net.gateway, net.ip
@@ -450,6 +475,9 @@ function M.materialize(plan)
   end
   if plan.supervise then
     errors.must(fs.mkdir_p(st.supervise_queue, 448))
+  end
+  if plan.sockets then
+    errors.must(fs.mkdir_p(st.sockets_dir, 448))
   end
   for _, f in ipairs(plan.files) do
     ok, err = fs.write(f.path, f.content, f.mode)
@@ -531,7 +559,14 @@ function M.to_json(plan)
     state_dir = plan.state.dir,
   }
   if plan.machine then
-    out.machine = { name = plan.machine.name, allow_cidrs = json.array({ table.unpack(plan.machine.allow_cidrs) }) }
+    local sockets = json.array()
+    for _, sk in ipairs(plan.machine.sockets or {}) do
+      sockets[#sockets + 1] = { service = sk.service, host = sk.host, guest = sk.guest, guest_port = sk.guest_port }
+    end
+    out.machine = { name = plan.machine.name, sockets = sockets }
+  end
+  if plan.sockets then
+    out.socket_mode = plan.socket_mode
   end
   return json.encode(out, true)
 end

@@ -1,22 +1,31 @@
---- The smolvm CLI, through rt.proc.
+--- The smolvm CLI, through rt.proc (docs/smolvm.md is the contract: every
+--- command, flag, output and error text used here, cited from smolvm's
+--- source).
 --
--- The executable is BOTTLE_SMOLVM or `smolvm` on PATH. Two syntaxes exist:
--- releases before 1.1 take the machine name positionally for `create` and
--- `delete` (the 0.8 form), later ones take `--name`. The syntax is detected
--- once (from `smolvm --version`, else from `machine create --help`) and the
--- difference stays inside this module.
+-- The executable is BOTTLE_SMOLVM or `smolvm` on PATH. bottle needs smolvm
+-- 1.8.0 or later (`--label`, read back by `machine ls --json`; everything
+-- else it uses is older); an older one is refused with one message naming
+-- both versions. The version is asked once per binary: the answer is
+-- cached under ${XDG_CACHE_HOME:-~/.cache}/bottle/ keyed by the binary's
+-- path, size and mtime.
 --
 -- Secret values (forwarded `${VAR}` values, answers to `?` prompts) are
 -- never put on smolvm's argv and never given at create time (smolvm keeps
--- create-time env in its machine record on disk; it reaches only PID 1
--- anyway). Every exec passes them from smolvm's own environment: with
--- `--secret-env NAME=BOTTLE_SECRET_NAME` (smolvm 1.0+, never persisted),
--- else `-e NAME` (Docker's `-e NAME` semantics, smolvm 0.8.1+).
+-- create-time env in its machine record and applies it to every exec).
+-- Every exec passes them from smolvm's own environment with
+-- `--secret-env NAME=BOTTLE_SECRET_NAME`, which smolvm resolves per exec and
+-- never persists. Every function here raises on failure.
+local fs = require("rt.fs")
 local proc = require("rt.proc")
 local errors = require("bottle.errors")
+local json = require("bottle.json")
+local paths = require("bottle.paths")
 local ui = require("bottle.ui")
 
 local M = {}
+
+--- The oldest smolvm bottle drives.
+M.MIN_VERSION = { 1, 8, 0 }
 
 local Driver = {}
 Driver.__index = Driver
@@ -35,9 +44,7 @@ end
 function Driver:run(args, opts)
   opts = opts or {}
   local argv = { self.exe }
-  for _, a in ipairs(args) do
-    argv[#argv + 1] = a
-  end
+  table.move(args, 1, #args, 2, argv)
   local env = self.host_env
   if opts.secret_env and next(opts.secret_env) then
     env = {}
@@ -52,10 +59,11 @@ function Driver:run(args, opts)
     interactive = opts.interactive })
   if not r then
     if code == "ENOENT" then
-      errors.raise(string.format("%s: not found. Install smolvm, point BOTTLE_SMOLVM at it, " ..
-        "or run the agent in a container instead: bottle recipe run docker", self.exe))
+      errors.raise(string.format("%s: not found. Install smolvm %s or later, point BOTTLE_SMOLVM at it, " ..
+        "or run the agent in a container instead: bottle recipe run docker", self.exe,
+        table.concat(M.MIN_VERSION, ".")), nil, code)
     end
-    errors.raise(string.format("smolvm %s: %s", args[1] .. (args[2] and (" " .. args[2]) or ""), msg))
+    errors.raise(string.format("smolvm %s: %s", args[1] .. (args[2] and (" " .. args[2]) or ""), msg), nil, code)
   end
   return r
 end
@@ -75,72 +83,111 @@ local function sorted_keys(t)
   return out
 end
 
-local function parse_version(text)
-  local a, b, c = tostring(text):match("(%d+)%.(%d+)%.(%d+)")
+--- "smolvm 1.9.3" (stdout of `smolvm --version`) -> { 1, 9, 3 }, or nil.
+function M.parse_version(text)
+  local a, b, c = tostring(text):match("^%s*smolvm%s+(%d+)%.(%d+)%.(%d+)")
   if not a then
     return nil
   end
   return { tonumber(a), tonumber(b), tonumber(c) }
 end
 
-local function at_least(v, a, b, c)
-  if v[1] ~= a then
-    return v[1] > a
+local function older(v, min)
+  for i = 1, 3 do
+    if v[i] ~= min[i] then
+      return v[i] < min[i]
+    end
   end
-  if v[2] ~= b then
-    return v[2] > b
-  end
-  return v[3] >= c
+  return false
 end
 
---- Detects the CLI's syntax once: self.named (create/delete take --name)
---- and self.forward_env (understands `-e NAME`).
+-- The version cache: { [path] = { size, mtime, version } }, one small JSON
+-- file. A damaged or unreadable cache is simply asked again.
+local function cache_file(env)
+  return paths.cache_dir(env) .. "/smolvm-version.json"
+end
+
+local function cached_version(env, path, st)
+  local text = fs.read(cache_file(env))
+  local ok, cache = pcall(json.decode, text or "")
+  local hit = ok and type(cache) == "table" and cache[path]
+  if type(hit) == "table" and hit.size == st.size and hit.mtime == st.mtime and type(hit.version) == "string" then
+    return hit.version, cache
+  end
+  return nil, (ok and type(cache) == "table") and cache or {}
+end
+
+local function remember_version(env, cache, path, st, version)
+  cache[path] = { size = st.size, mtime = st.mtime, version = version }
+  local dir = paths.cache_dir(env)
+  if fs.mkdir_p(dir, 448) then
+    local tmp = cache_file(env) .. "." .. fs.random_hex(4)
+    if fs.write(tmp, json.encode(cache) .. "\n", 384) then
+      fs.rename(tmp, cache_file(env))
+    end
+    fs.rm_rf(tmp)
+  end
+end
+
+--- Finds the binary and its version (once per binary, see the header);
+--- refuses a smolvm older than MIN_VERSION. Returns the driver.
 function Driver:detect()
-  if self.named ~= nil then
+  if self.version then
     return self
   end
-  local r = self:run({ "--version" })
-  if r.code ~= 0 then
-    failed("--version", r)
+  local path, err, code = proc.which(self.exe, self.host_env)
+  if not path then
+    if code == "ENOENT" then
+      self:run({ "--version" }) -- raises the "not found" message with its advice
+    end
+    errors.raise(err, nil, code)
   end
-  local v = parse_version(r.stdout)
-  if v then
-    self.version = table.concat(v, ".")
-    self.named = at_least(v, 1, 1, 0)
-    self.forward_env = at_least(v, 0, 8, 1)
-    self.secret_flag = at_least(v, 1, 0, 0)
-    self.local_images = at_least(v, 1, 1, 0)
-    self.labels = at_least(v, 1, 8, 0)
-  else
-    local help = self:run({ "machine", "create", "--help" })
-    self.named = (help.stdout .. help.stderr):find("%-%-name") ~= nil
-    self.forward_env = true
+  local real = fs.realpath(path)
+  local st = real and fs.stat(real)
+  local version, cache
+  if st then
+    version, cache = cached_version(self.host_env, path, st)
   end
-  ui.trace("smolvm %s: machine name %s", self.version or "(unknown version)",
-    self.named and "by --name" or "positional")
+  if not version then
+    local r = self:run({ "--version" })
+    if r.code ~= 0 then
+      failed("--version", r)
+    end
+    local v = M.parse_version(r.stdout)
+    if not v then
+      errors.raise(string.format("%s --version printed %q, not `smolvm X.Y.Z`", path,
+        errors.first_line(r.stdout)))
+    end
+    version = table.concat(v, ".")
+    if st then
+      remember_version(self.host_env, cache, path, st, version)
+    end
+  end
+  local v = M.parse_version("smolvm " .. version)
+  if older(v, M.MIN_VERSION) then
+    errors.raise(string.format("%s is smolvm %s; bottle needs smolvm %s or later (upgrade it, or run the agent " ..
+      "in a container instead: bottle recipe run docker)", path, version, table.concat(M.MIN_VERSION, ".")))
+  end
+  self.version, self.path = version, path
+  ui.trace("smolvm %s at %s", version, path)
   return self
 end
 
---- Turns env entries into flags and the values for smolvm's own
---- environment. Entries: { name, value, secret }. `create` leaves secrets
---- out (see the header).
-function Driver:env_flags(entries, create)
+--- Turns env entries { name, value, secret } into exec flags and the values
+--- for smolvm's own environment. `persisted` (create) refuses secrets.
+function Driver:env_flags(entries, persisted)
   local flags, secret_env = {}, {}
   for _, e in ipairs(entries or {}) do
-    if e.value ~= nil and not (e.secret and create) then
-      if e.secret and self.secret_flag then
+    if e.value ~= nil then
+      if e.secret then
+        if persisted then
+          errors.raise(string.format("%s is secret and smolvm would keep it in its machine record; " ..
+            "pass it per exec", e.name))
+        end
         local host_var = "BOTTLE_SECRET_" .. e.name
         flags[#flags + 1] = "--secret-env"
         flags[#flags + 1] = e.name .. "=" .. host_var
         secret_env[host_var] = e.value
-      elseif e.secret then
-        if not self.forward_env then
-          errors.raise(string.format("smolvm %s cannot take %s without putting its value on the command line; " ..
-            "upgrade smolvm to 0.8.1 or later", self.version or "?", e.name))
-        end
-        flags[#flags + 1] = "-e"
-        flags[#flags + 1] = e.name
-        secret_env[e.name] = e.value
       else
         flags[#flags + 1] = "-e"
         flags[#flags + 1] = e.name .. "=" .. e.value
@@ -150,32 +197,23 @@ function Driver:env_flags(entries, create)
   return flags, secret_env
 end
 
---- smolvm machine create. opts: from (artifact path), allow_cidrs, env.
+--- smolvm machine create --name NAME. opts: from (a .smolmachine) or image
+--- (a `docker save` archive), sockets ({host, guest} for --mount-socket),
+--- labels, env (non-secret entries only).
 function Driver:create(name, opts)
   self:detect()
-  local args = { "machine", "create" }
-  if self.named then
-    args[#args + 1] = "--name"
-  end
-  args[#args + 1] = name
+  local args = { "machine", "create", "--name", name }
   if opts.from then
-    args[#args + 1] = "--from"
-    args[#args + 1] = opts.from
+    table.move({ "--from", opts.from }, 1, 2, #args + 1, args)
   elseif opts.image then
-    args[#args + 1] = "--image"
-    args[#args + 1] = opts.image
+    table.move({ "--image", opts.image }, 1, 2, #args + 1, args)
   end
-  -- Labels (smolvm 1.8+) let `bottle ls` and `bottle cleanup` recognise
-  -- their machines without relying on the name alone.
-  if self.labels then
-    for _, k in ipairs(sorted_keys(opts.labels)) do
-      args[#args + 1] = "--label"
-      args[#args + 1] = k .. "=" .. opts.labels[k]
-    end
+  for _, s in ipairs(opts.sockets or {}) do
+    table.move({ "--mount-socket", s.host .. ":" .. s.guest }, 1, 2, #args + 1, args)
   end
-  for _, cidr in ipairs(opts.allow_cidrs or {}) do
-    args[#args + 1] = "--allow-cidr"
-    args[#args + 1] = cidr
+  -- Labels let `bottle ls` and `bottle cleanup` recognise their machines.
+  for _, k in ipairs(sorted_keys(opts.labels)) do
+    table.move({ "--label", k .. "=" .. opts.labels[k] }, 1, 2, #args + 1, args)
   end
   local flags = self:env_flags(opts.env, true)
   table.move(flags, 1, #flags, #args + 1, args)
@@ -187,14 +225,8 @@ end
 
 local function simple(self, verb, name, extra)
   self:detect()
-  local args = { "machine", verb }
-  if verb ~= "delete" or self.named then
-    args[#args + 1] = "--name"
-  end
-  args[#args + 1] = name
-  for _, a in ipairs(extra or {}) do
-    args[#args + 1] = a
-  end
+  local args = { "machine", verb, "--name", name }
+  table.move(extra or {}, 1, #(extra or {}), #args + 1, args)
   local r = self:run(args)
   if r.code ~= 0 then
     failed("machine " .. verb, r)
@@ -210,20 +242,24 @@ function Driver:stop(name)
   return simple(self, "stop", name)
 end
 
+--- Deletes a machine (smolvm stops a running one first).
 function Driver:delete(name)
   return simple(self, "delete", name, { "--force" })
 end
 
 --- smolvm machine exec. opts: env (entries), workdir, interactive (hand
---- over the terminal), tty, stdin (bytes), timeout_ms. Returns the result
---- (code is the command's exit code); raises only when smolvm cannot run.
+--- over the terminal), tty, stdin (bytes), timeout_ms, detach (-d: start
+--- it in the background and return). Returns the result (code is the
+--- command's exit code); raises only when smolvm cannot run.
 function Driver:exec(name, argv, opts)
   self:detect()
   opts = opts or {}
   local args = { "machine", "exec", "--name", name }
   if opts.workdir then
-    args[#args + 1] = "-w"
-    args[#args + 1] = opts.workdir
+    table.move({ "-w", opts.workdir }, 1, 2, #args + 1, args)
+  end
+  if opts.detach then
+    args[#args + 1] = "-d"
   end
   if opts.interactive or opts.stdin then
     args[#args + 1] = "-i"
@@ -239,6 +275,15 @@ function Driver:exec(name, argv, opts)
     timeout_ms = opts.timeout_ms })
 end
 
+--- True when an exec's result says the guest could not be reached, so the
+--- command never ran: smolvm's two "agent operation failed: connect" errors
+--- (the machine's agent did not answer its ping, or the connection to it
+--- failed after retries; docs/smolvm.md). Anything else ran, or failed for
+--- good, and is never tried again.
+function M.unreachable(r)
+  return r.code == 1 and (r.stderr:find("Error: agent operation failed: connect", 1, true) ~= nil)
+end
+
 --- smolvm machine cp HOST NAME:GUEST.
 function Driver:cp(name, host_path, guest_path)
   self:detect()
@@ -248,29 +293,17 @@ function Driver:cp(name, host_path, guest_path)
   end
 end
 
---- smolvm machine ls --json -> list of machines (decoded).
+--- smolvm machine ls --json -> list of machines { name, state, labels, ... }.
 function Driver:ls()
   local r = self:run({ "machine", "ls", "--json" })
   if r.code ~= 0 then
     failed("machine ls", r)
   end
-  local ok, list = pcall(require("bottle.json").decode, r.stdout)
+  local ok, list = pcall(json.decode, r.stdout)
   if not ok or type(list) ~= "table" then
     errors.raise("smolvm machine ls --json: the output is not a JSON list", errors.tail(r.stdout))
   end
-  if list.machines then
-    list = list.machines
-  end
   return list
-end
-
---- smolvm pack create --from-vm NAME -o OUT: packs a stopped machine
---- (OUT.smolmachine is the artifact).
-function Driver:pack_from_vm(name, out)
-  local r = self:run({ "pack", "create", "--from-vm", name, "-o", out })
-  if r.code ~= 0 then
-    failed("pack create", r)
-  end
 end
 
 return M

@@ -23,7 +23,6 @@ local function with_hops(order, extra)
     files = { ["bottles/work.md"] = ROUTES },
     env = { GH_PAT = TOKEN },
     lua = { ["lua/bottle/hops.lua"] = hops_module(order) },
-    docker = { ports = { [9099] = 41099, [8888] = 41888 } },
   }
   for k, v in pairs(extra or {}) do
     spec[k] = v
@@ -41,15 +40,15 @@ scenario("an ejected hop policy of {pipelock} with routes: the agent faces pipel
   r:has("ca mint pipelock/ca")
   r:lacks("ca mint egress/ca")
   local bundle = bundle_of(r)
-  t:eq(#bundle.publish, 1)
-  t:eq(bundle.publish[1].port, 8888, "only pipelock's port is published")
+  t:match(bundle.env.BOTTLE_RELAY_ROUTES, "^/run/bottle/sockets/pipelock%.sock=127%.0%.0%.1:8888$",
+    "the guest's one socket leads to pipelock")
   t:eq(bundle.env.EGRESS_TOKEN_0, nil, "egress is out of the path and gets no token")
   t:eq(bundle.env.EGRESS_UPSTREAM_PROXY, nil)
   -- the CA installed in the guest is pipelock's
   local cp = r:has("smolvm machine cp")
   t:contains(cp.text, "/pipelock/ca.crt bottle-")
   for _, c in ipairs(r:all("smolvm machine exec")) do
-    t:eq(c.guest_env.HTTPS_PROXY, "http://127.0.0.1:41888")
+    t:eq(c.guest_env.HTTPS_PROXY, "http://127.0.0.1:8888")
   end
   r:removed_all()
 end)
@@ -59,7 +58,7 @@ scenario("an ejected hop policy of {egress}: egress faces the agent and goes dir
   r:exit(0)
   r:has("ca mint egress/ca")
   local bundle = bundle_of(r)
-  t:eq(bundle.publish[1].port, 9099)
+  t:match(bundle.env.BOTTLE_RELAY_ROUTES, "^/run/bottle/sockets/egress%.sock=127%.0%.0%.1:9099$")
   t:eq(bundle.env.EGRESS_TOKEN_0, TOKEN)
   t:eq(bundle.env.EGRESS_UPSTREAM_PROXY, nil, "no next hop: egress dials the internet itself")
   local cp = r:has("smolvm machine cp")
@@ -132,7 +131,7 @@ scenario("a step the bottle adds with `provision:` runs after the defaults, befo
     lua = { ["recipes/steps/workspace.lua"] = WORKSPACE_STEP },
   })
   dry:exit(0)
-  t:eq(require("bottle.json").decode(dry.stdout).provision, { "ca", "prompt", "workspace" })
+  t:eq(require("bottle.json").decode(dry.stdout).provision, { "relay", "ca", "prompt", "workspace" })
 end)
 
 scenario("a bottle naming a step that does not exist is refused with its file and line", function(t)

@@ -33,7 +33,7 @@ local function full(extra)
     files = { ["bottles/work.md"] = WORK },
     home = { [".ssh/id_myrepo"] = "not a real key\n" },
     env = { GH_PAT = TOKEN, HOST_SECRET = FORWARDED },
-    docker = { ports = { [9099] = 41099, [9418] = 41418, [9100] = 41100 } },
+    docker = { ports = { [9099] = 41099, [9418] = 41418, [9100] = 41100 } }, -- socket mode host
   }
   for k, v in pairs(extra or {}) do
     spec[k] = v
@@ -52,61 +52,79 @@ scenario("happy path with routes, git-gate and supervise", function(t)
     "ca mint egress/ca",
     "docker container_create bottle-bundle-",
     "docker container_start bottle-bundle-",
-    "docker ports bottle-bundle-",
-    "net wait_tcp 127.0.0.1:41099",
-    "net wait_tcp 127.0.0.1:41418",
-    "net wait_tcp 127.0.0.1:41100",
+    "docker exec bottle-bundle-",
+    "net wait_unix",
     "docker image_save bottle-agent:latest",
     "smolvm machine create --name bottle-",
     "smolvm machine start --name bottle-",
     "-- true",
     "-- chown -R node:node /home/node",
+    "socat TCP-LISTEN",
     "smolvm machine cp",
     "update-ca-certificates",
     ".bottle-prompt.txt",
     "insteadOf ssh://git@git.example.org:22/ada/myrepo.git",
     "user.name Ada",
     "user.email ada@example.org",
-    "claude mcp add --scope user --transport http supervise http://127.0.0.1:41100/",
+    "claude mcp add --scope user --transport http supervise http://127.0.0.1:9100/",
     "runuser -u node -- claude --dangerously-skip-permissions",
     "smolvm machine stop --name bottle-",
     "smolvm machine delete --name bottle-",
     "docker container_remove bottle-bundle-",
     "docker network_remove bottle-network-",
   })
-  -- the VM reaches egress (the agent-facing hop) through host loopback only
+  -- The VM has no network: no --net, no --allow-cidr; one socket per service.
   local create = r:has("smolvm machine create --name bottle-claude")
-  t:contains(create.text, "--allow-cidr 127.0.0.1/32")
-  local vm = r.rec.ever.machines
-  t:ok(next(vm))
+  t:not_contains(create.text, "--allow-cidr")
+  t:not_contains(create.text, "--net")
+  local mounted = {}
+  for i, a in ipairs(create.argv) do
+    if a == "--mount-socket" then
+      mounted[#mounted + 1] = create.argv[i + 1]:match("/sockets/([%w-]+%.sock):") .. " -> " ..
+        create.argv[i + 1]:match(":(.+)$")
+    end
+  end
+  t:eq(mounted, { "egress.sock -> /run/bottle/egress.sock", "git-gate.sock -> /run/bottle/git-gate.sock",
+    "supervise.sock -> /run/bottle/supervise.sock" })
+  t:eq(#r:all("net wait_unix"), 3, "every socket answers before the VM is made")
+  -- the relay step: one exec for every socket, each reporting itself up
+  local relay = r:all("socat TCP-LISTEN")
+  t:eq(#relay, 1)
+  t:eq({ table.unpack(relay[1].command, 5) }, { "egress:9099:/run/bottle/egress.sock",
+    "git-gate:9418:/run/bottle/git-gate.sock", "supervise:9100:/run/bottle/supervise.sock" })
   local start = r:find("smolvm machine start")
   local ca = r:has("update-ca-certificates")
   t:eq(ca.command, { "sh", "-c", 'chown root:root "$1" && chmod 644 "$1" && update-ca-certificates', "sh",
     "/usr/local/share/ca-certificates/bottle-mitm.crt" })
   t:eq(#r:all("update-ca-certificates"), 1, "the CA is installed with one sh -c")
   t:ok(ca.index > start)
-  -- every exec passes the guest env: the proxy is egress's host port
+  -- every exec carries the guest env: the guest's own loopback, relayed
   for _, c in ipairs(r:all("smolvm machine exec")) do
-    t:eq(c.guest_env.HTTPS_PROXY, "http://127.0.0.1:41099")
-    t:eq(c.guest_env.HTTP_PROXY, "http://127.0.0.1:41099")
-    t:eq(c.guest_env.GIT_GATE_URL, "git://127.0.0.1:41418")
-    t:eq(c.guest_env.MCP_SUPERVISE_URL, "http://127.0.0.1:41100/")
+    t:eq(c.guest_env.HTTPS_PROXY, "http://127.0.0.1:9099")
+    t:eq(c.guest_env.HTTP_PROXY, "http://127.0.0.1:9099")
+    t:eq(c.guest_env.GIT_GATE_URL, "git://127.0.0.1:9418")
+    t:eq(c.guest_env.MCP_SUPERVISE_URL, "http://127.0.0.1:9100/")
     t:eq(c.guest_env.FORWARDED, FORWARDED)
   end
-  -- the bundle: egress published, pipelock internal, the token by slot name
+  -- the bundle: nothing published; its relay serves the sockets folder
   local bundle = r:has("docker container_create bottle-bundle-").args[1]
-  local published = {}
-  for _, p in ipairs(bundle.publish) do
-    published[#published + 1] = p.port
-    t:eq(p.host_ip, "127.0.0.1")
-  end
-  t:eq(published, { 9099, 9418, 9100 })
+  t:eq(bundle.publish, nil, "no port of the bundle is published on the host")
   t:eq(bundle.env.EGRESS_TOKEN_0, TOKEN)
-  t:eq(bundle.env.BOTTLE_SIDECAR_DAEMONS, "egress,pipelock,git-gate,supervise")
+  t:eq(bundle.env.BOTTLE_SIDECAR_DAEMONS, "egress,pipelock,git-gate,supervise,relay")
   t:eq(bundle.env.EGRESS_UPSTREAM_PROXY, "http://127.0.0.1:8888")
+  t:match(bundle.env.BOTTLE_RELAY_ROUTES, "^/run/bottle/sockets/egress%.sock=127%.0%.0%.1:9099 " ..
+    "/run/bottle/sockets/git%-gate%.sock=127%.0%.0%.1:9418 /run/bottle/sockets/supervise%.sock=127%.0%.0%.1:9100$")
+  t:match(bundle.env.BOTTLE_RELAY_OWNER, "^%d+:%d+$")
+  local sockets_mount
+  for _, b in ipairs(bundle.binds) do
+    if b.container == "/run/bottle/sockets" then
+      sockets_mount = b
+    end
+  end
+  t:ok(sockets_mount and not sockets_mount.ro, "the socket folder is mounted read-write")
   r:removed_all()
   t:eq(r.state_dirs, {}, "a clean run removes its state dir")
-  t:eq(r.sleeps, {}, "a launch without warm-up trouble never sleeps")
+  t:eq(r.sleeps, {}, "a launch whose guest answers never sleeps")
 end)
 
 scenario("without routes pipelock faces the agent and no egress CA is minted", function(t)
@@ -115,15 +133,48 @@ scenario("without routes pipelock faces the agent and no egress CA is minted", f
   r:has("ca mint pipelock/ca")
   r:lacks("ca mint egress/ca")
   local bundle = r:has("docker container_create bottle-bundle-").args[1]
-  t:eq(#bundle.publish, 1)
-  t:eq(bundle.publish[1].port, 8888, "egress's 9099 is not published")
+  t:eq(bundle.publish, nil)
   t:eq(bundle.env.EGRESS_UPSTREAM_PROXY, nil)
+  t:eq(bundle.env.BOTTLE_RELAY_ROUTES:match("sockets/([%w-]+)%.sock=127%.0%.0%.1:8888$"), "pipelock")
   local cp = r:has("smolvm machine cp")
   t:contains(cp.text, "/pipelock/ca.crt bottle-")
   for _, c in ipairs(r:all("smolvm machine exec")) do
-    t:eq(c.guest_env.HTTPS_PROXY, "http://127.0.0.1:40001")
+    t:eq(c.guest_env.HTTPS_PROXY, "http://127.0.0.1:8888")
   end
   r:removed_all()
+end)
+
+scenario("socket mode host: bottle relays the sockets to the bundle's loopback ports and stops its relay", function(t)
+  local r = t:run(full({ env = { GH_PAT = TOKEN, HOST_SECRET = FORWARDED, BOTTLE_SOCKETS = "host" } }))
+  r:exit(0)
+  local bundle = r:has("docker container_create bottle-bundle-").args[1]
+  local published = {}
+  for _, p in ipairs(bundle.publish) do
+    published[#published + 1] = p.port
+    t:eq(p.host_ip, "127.0.0.1")
+  end
+  t:eq(published, { 9099, 9418, 9100 })
+  t:eq(bundle.env.BOTTLE_RELAY_ROUTES, nil, "the bundle runs no relay of its own")
+  t:eq(bundle.env.BOTTLE_SIDECAR_DAEMONS, "egress,pipelock,git-gate,supervise")
+  r:order({ "docker ports bottle-bundle-", "net wait_tcp 127.0.0.1:41099", "spawn __relay", "net wait_unix",
+    "smolvm machine create" })
+  local spawn = r:has("spawn __relay")
+  t:eq(spawn.argv[1], "/fake/bin/bottle")
+  t:match(spawn.argv[3], "/sockets/egress%.sock=127%.0%.0%.1:41099$")
+  t:match(spawn.argv[4], "/sockets/git%-gate%.sock=127%.0%.0%.1:41418$")
+  t:match(spawn.argv[5], "/sockets/supervise%.sock=127%.0%.0%.1:41100$")
+  -- the guest is the same either way
+  for _, c in ipairs(r:all("smolvm machine exec")) do
+    t:eq(c.guest_env.HTTPS_PROXY, "http://127.0.0.1:9099")
+  end
+  r:removed_all()
+end)
+
+scenario("an unknown BOTTLE_SOCKETS is refused before anything exists", function(t)
+  local r = t:run({ args = { "--yes" }, env = { BOTTLE_SOCKETS = "tcp" } })
+  r:exit(1)
+  t:contains(r.message, "BOTTLE_SOCKETS=tcp: expected bundle")
+  t:eq(#r.calls, 0)
 end)
 
 -- Two launch calls may fail by design: a settle poll (settle polls again)
@@ -152,12 +203,17 @@ local function check_pairs(t, r, k)
   t:eq(removed, created, "call " .. k .. ": removals are the creations in reverse")
 end
 
-scenario("failing any launch call unwinds everything, names the step and shows the stderr", function(t)
-  local base = t:run(full())
+local HOST_MODE = { GH_PAT = TOKEN, HOST_SECRET = FORWARDED, BOTTLE_SOCKETS = "host" }
+
+for _, mode in ipairs({ "bundle", "host" }) do
+scenario("socket mode " .. mode .. ": failing any launch call unwinds everything, names the step, shows stderr",
+function(t)
+  local env = mode == "host" and HOST_MODE or nil
+  local base = t:run(full({ env = env }))
   base:exit(0)
   t:ok(base.launch_calls > 15, "the sweep covers the whole launch")
   for k = 1, base.launch_calls do
-    local r = t:run(full({ fail = k }))
+    local r = t:run(full({ fail = k, env = env }))
     local failed
     for _, c in ipairs(r.calls) do
       if c.failed then
@@ -189,10 +245,12 @@ scenario("failing any launch call unwinds everything, names the step and shows t
   end
 end)
 
-scenario("a signal before any launch call unwinds everything and exits 130", function(t)
-  local base = t:run(full())
+scenario("socket mode " .. mode .. ": a signal before any launch call unwinds everything and exits 130",
+function(t)
+  local env = mode == "host" and HOST_MODE or nil
+  local base = t:run(full({ env = env }))
   for k = 1, base.launch_calls do
-    local r = t:run(full({ signal = { before = k, name = "SIGINT" } }))
+    local r = t:run(full({ signal = { before = k, name = "SIGINT" }, env = env }))
     if r.code ~= 130 then
       error(string.format("signal before call %d (%s): exit %d\n%s", k, base.calls[k] and base.calls[k].text or "?",
         r.code, r.output))
@@ -201,36 +259,30 @@ scenario("a signal before any launch call unwinds everything and exits 130", fun
     t:contains(r.output, "interrupted by SIGINT")
     t:eq(r.state_dirs, {}, "an interrupted launch removes its state dir")
   end
-  local r = t:run(full({ signal = { before = 8, name = "SIGTERM" } }))
+  local r = t:run(full({ signal = { before = 8, name = "SIGTERM" }, env = env }))
   r:exit(143)
   r:removed_all()
 end)
+end
 
-scenario("the first two execs after start die with 137: the launch settles and succeeds", function(t)
-  local r = t:run(full({ smolvm = { exit137 = 2 } }))
+scenario("an exec smolvm could not deliver is tried again with short, growing delays", function(t)
+  local r = t:run(full({ smolvm = { unreachable = 2 } }))
   r:exit(0)
   local probes = r:all("-- true")
-  t:eq(#probes, 3, "two polls died, the third answered")
-  t:eq(probes[1].code, 137)
-  t:eq(probes[2].code, 137)
-  -- only the settle poll's short, growing delays; no fixed sleep
+  t:eq(#probes, 3, "two tries did not reach the guest, the third ran")
+  t:contains(probes[1].argv, "true")
+  t:eq(probes[1].code, 1)
   t:eq(r.sleeps, { 25, 50 })
   r:removed_all()
 end)
 
-scenario("an exec killed by 137 after settling is tried again", function(t)
-  local seen = 0
-  local r = t:run(full({ exec = function(argv)
-    if argv[1] == "chown" and argv[2] == "node:node" then
-      seen = seen + 1
-      if seen == 1 then
-        return { code = 137 }
-      end
-    end
-  end }))
-  r:exit(0)
-  t:eq(seen, 2)
-  t:eq(r.sleeps, { 25 })
+scenario("a command that ran and was killed (137) is never run again: the launch fails and unwinds", function(t)
+  local r = t:run(full({ smolvm = { exit137 = 1 } }))
+  r:exit(1)
+  t:contains(r.message, "settle: `true` exited 137")
+  t:eq(#r:all("-- true"), 1)
+  t:eq(r.sleeps, {})
+  r:removed_all()
 end)
 
 scenario("update-ca-certificates without '1 added' fails loudly and unwinds", function(t)
@@ -259,15 +311,6 @@ scenario("no token or forwarded value reaches any argv", function(t)
   local exec = r:has("smolvm machine exec")
   t:contains(exec.argv, "FORWARDED=BOTTLE_SECRET_FORWARDED")
   t:contains(exec.env_names, "BOTTLE_SECRET_FORWARDED")
-  -- the 0.8 form has no --secret-env: -e NAME, the value in the environment
-  local old = t:run(full({ smolvm = { version = "0.8.2" }, home = { [".ssh/id_myrepo"] = "key\n",
-    ["agent.smolmachine"] = "packed elsewhere\n" },
-    env = { GH_PAT = TOKEN, HOST_SECRET = FORWARDED, BOTTLE_AGENT_ARTIFACT = "~/agent.smolmachine" } }))
-  old:exit(0)
-  old:no_secret({ TOKEN, FORWARDED })
-  exec = old:has("smolvm machine exec")
-  t:contains(exec.argv, "FORWARDED")
-  t:contains(exec.env_names, "FORWARDED")
 end)
 
 scenario("an ejected and edited provisioning step is the one that runs", function(t)
@@ -316,7 +359,14 @@ scenario("--dry-run creates nothing and prints the plan", function(t)
   t:eq(r.state_dirs, {})
   local plan = require("bottle.json").decode(r.stdout)
   t:eq(plan.hops, { "egress", "pipelock" })
-  t:eq(plan.machine.allow_cidrs, { "127.0.0.1/32" })
+  t:eq(plan.machine.allow_cidrs, nil)
+  t:eq(#plan.machine.sockets, 3)
+  t:eq(plan.machine.sockets[1].service, "egress")
+  t:eq(plan.machine.sockets[1].guest, "/run/bottle/egress.sock")
+  t:eq(plan.machine.sockets[1].guest_port, 9099)
+  t:match(plan.machine.sockets[1].host, "/sockets/egress%.sock$")
+  t:eq(plan.bundle.publish, {})
+  t:eq(plan.provision, { "relay", "ca", "prompt", "git", "supervise" })
   r:no_secret({ TOKEN, FORWARDED })
 end)
 
@@ -342,14 +392,16 @@ scenario("without smolvm the error says so and suggests the docker recipe", func
   r:lacks("docker network_create")
 end)
 
-scenario("smolvm 0.8 takes the machine name positionally", function(t)
-  local r = t:run({ args = { "--yes" }, smolvm = { version = "0.8.2" },
+scenario("a smolvm older than 1.8.0 is refused before anything is created, naming both versions", function(t)
+  local r = t:run({ args = { "--yes" }, smolvm = { version = "1.7.2" } })
+  r:exit(1)
+  t:contains(r.message, "is smolvm 1.7.2; bottle needs smolvm 1.8.0 or later")
+  r:lacks("create")
+  r = t:run({ args = { "--yes" }, smolvm = { version = "1.8.0" },
     home = { ["agent.smolmachine"] = "packed elsewhere\n" }, env = { BOTTLE_AGENT_ARTIFACT = "~/agent.smolmachine" } })
   r:exit(0)
-  local create = r:has("smolvm machine create")
-  t:eq(create.argv[4], create.machine, "the name right after `create`")
-  t:not_contains(create.text, "--name")
-  r:has("smolvm machine delete bottle-")
+  local create = r:has("smolvm machine create --name bottle-")
+  t:contains(create.text, "--from ")
   r:removed_all()
 end)
 
@@ -374,5 +426,5 @@ scenario("a supervise registration failure is a warning with the manual command"
   end }))
   r:exit(0)
   t:contains(r.output, "warning: supervise: could not register the MCP server")
-  t:contains(r.output, "claude mcp add --scope user --transport http supervise http://127.0.0.1:41100/")
+  t:contains(r.output, "claude mcp add --scope user --transport http supervise http://127.0.0.1:9100/")
 end)

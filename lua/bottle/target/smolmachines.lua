@@ -15,12 +15,17 @@ local smolvm_mod = require("bottle.smolvm")
 
 local M = { name = "smolmachines" }
 
---- How the guest reaches the bundle: published host loopback ports.
-M.access = "publish"
+--- How the guest reaches the bundle: the VM has no network device at all
+--- (no --net, no --allow-cidr); its bundle's unix sockets are mounted into
+--- it (--mount-socket) and the `relay` step serves them on its loopback.
+M.access = "sockets"
+
+--- Runs before the default provisioning steps.
+M.steps = { "relay" }
 
 --- The machine's part of the plan.
 function M.plan(plan)
-  return { machine = { name = names.machine(plan.slug), allow_cidrs = { "127.0.0.1/32" } } }
+  return { machine = { name = names.machine(plan.slug), sockets = plan.sockets } }
 end
 
 --- Checks that need no answer from the user: smolvm runs and is new
@@ -91,7 +96,7 @@ end
 function VM:create()
   local ctx, plan, smolvm = self.ctx, self.plan, self.driver
   local boot = M.artifact(ctx, plan)
-  smolvm:create(self.name, { from = boot.from, image = boot.image, allow_cidrs = plan.machine.allow_cidrs,
+  smolvm:create(self.name, { from = boot.from, image = boot.image, sockets = plan.machine.sockets,
     env = self:create_env(), labels = names.labels(plan, "agent") })
   ctx.scope:defer(smolvm.delete, smolvm, self.name)
   smolvm:start(self.name)
@@ -110,9 +115,10 @@ function VM:create_env()
   return out
 end
 
---- smolvm's exec channel can kill an exec issued right after start (137).
+--- Only what smolvm reports as a guest it could not reach (the command
+--- never ran) is tried again; see bottle.smolvm.unreachable.
 function VM:unreachable(r)
-  return r.code == 137
+  return smolvm_mod.unreachable(r)
 end
 
 local function as_user(user, argv)

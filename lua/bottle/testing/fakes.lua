@@ -6,9 +6,8 @@
 -- (kind, op, argv or arguments, the names of env values passed out of
 -- band); engine and VM calls are numbered, and faults are keyed by that
 -- number: fail call N, deliver a signal before call N, delay call N. The
--- smolvm fake parses the real CLI's syntax (current releases take
--- `--name`; `version = "0.8.2"` selects the positional 0.8 form) and
--- rejects what the real one would.
+-- smolvm fake answers as docs/smolvm.md says smolvm does (syntax, exit
+-- codes, error texts) and rejects what the real one would.
 local real_proc = require("rt.proc")
 local real_ca = require("rt.ca")
 local real_time = require("rt.time")
@@ -59,6 +58,7 @@ function M.recorder(script)
     machines = {}, -- name -> {running, execs_since_start}
     ever = { networks = {}, containers = {}, machines = {} },
     sleeps = {},
+    spawned = {},
   }, Rec)
 end
 
@@ -317,6 +317,15 @@ function M.exec_reply(rec, argv, call)
     end
   end
   local line = table.concat(argv, " ")
+  if argv[1] == "sh" and (argv[3] or ""):find("socat TCP-LISTEN", 1, true) then
+    -- The relay step's script: each relay reports itself up.
+    local out = {}
+    for i = 5, #argv do
+      local svc, port = argv[i]:match("^([^:]+):(%d+):")
+      out[#out + 1] = string.format("relay %s 127.0.0.1:%s ok\n", svc, port)
+    end
+    return { code = 0, stdout = table.concat(out), stderr = "" }
+  end
   if line:find("update-ca-certificates", 1, true) then
     return { code = 0, stdout = "Updating certificates in /etc/ssl/certs...\n1 added, 0 removed; done.\n", stderr = "" }
   end
@@ -359,15 +368,28 @@ function M.docker(rec)
 end
 
 -- ---- smolvm --------------------------------------------------------------
+--
+-- The rows of docs/smolvm.md that bottle relies on: syntax (`--name` only),
+-- exit codes (2 for usage, 1 with `Error: ...`), states, the texts of the
+-- "agent not reachable" errors, create-time env kept in the record.
 
-local function clap_error(msg)
-  return { code = 2, stdout = "", stderr = "error: " .. msg .. "\n\nFor more information, try '--help'.\n" }
+local function clap_error(msg, verb)
+  return { code = 2, stdout = "", stderr = "error: " .. msg .. "\n\nUsage: smolvm machine " .. (verb or "<COMMAND>") ..
+    " [OPTIONS]\n\nFor more information, try '--help'.\n" }
+end
+
+local function smolvm_error(text)
+  return { code = 1, stdout = "", stderr = "Error: " .. text .. "\n" }
+end
+
+local function ok(stdout)
+  return { code = 0, stdout = stdout or "", stderr = "" }
 end
 
 -- Parses `machine <verb>` flags like the real CLI: returns the parsed
 -- table or nil, reply (a clap-style usage error).
-local function parse_flags(args, i, spec)
-  local out = { env = {}, allow_cidrs = {}, labels = {}, secret_env = {}, positional = {} }
+local function parse_flags(args, i, spec, verb)
+  local out = { env = {}, labels = {}, secret_env = {}, sockets = {}, positional = {} }
   while i <= #args do
     local a = args[i]
     if a == "--" then
@@ -378,7 +400,7 @@ local function parse_flags(args, i, spec)
       if takes then
         local v = args[i + 1]
         if not v then
-          return nil, clap_error(string.format("a value is required for '%s' but none was supplied", a))
+          return nil, clap_error(string.format("a value is required for '%s' but none was supplied", a), verb)
         end
         if type(out[key]) == "table" then
           table.insert(out[key], v)
@@ -390,7 +412,7 @@ local function parse_flags(args, i, spec)
         out[key] = true
       end
     elseif a:sub(1, 1) == "-" then
-      return nil, clap_error(string.format("unexpected argument '%s' found", a))
+      return nil, clap_error(string.format("unexpected argument '%s' found", a), verb)
     elseif spec.trailing then
       out.command = table.move(args, i, #args, 1, {})
       return out
@@ -403,32 +425,24 @@ local function parse_flags(args, i, spec)
 end
 
 local ENV_FLAG = { "env", true }
+local NAME = { "name", true }
 
-local function machine_specs(named)
-  local name = named and { "name", true } or nil
-  return {
-    create = { ["--name"] = name, ["-n"] = name, ["--from"] = { "from", true }, ["--image"] = { "image", true },
-      ["--allow-cidr"] = { "allow_cidrs", true }, ["--label"] = { "labels", true },
-      ["-e"] = ENV_FLAG, ["--env"] = ENV_FLAG, ["--net"] = { "net", false } },
-    start = { ["--name"] = { "name", true }, ["-n"] = { "name", true } },
-    stop = { ["--name"] = { "name", true }, ["-n"] = { "name", true } },
-    delete = { ["--name"] = name, ["-n"] = name, ["--force"] = { "force", false }, ["-f"] = { "force", false } },
-    exec = { ["--name"] = { "name", true }, ["-w"] = { "workdir", true }, ["--workdir"] = { "workdir", true },
-      ["-e"] = ENV_FLAG, ["--env"] = ENV_FLAG, ["--secret-env"] = { "secret_env", true },
-      ["-i"] = { "interactive", false }, ["-t"] = { "tty", false },
-      ["--timeout"] = { "timeout", true }, trailing = true },
-    ls = { ["--json"] = { "json", false } },
-  }
-end
-
-local function version_at_least(v, a, b)
-  local x, y = v:match("^(%d+)%.(%d+)")
-  x, y = tonumber(x), tonumber(y)
-  return x > a or (x == a and y >= b)
-end
+local MACHINE = {
+  create = { ["--name"] = NAME, ["-n"] = NAME, ["--from"] = { "from", true }, ["--image"] = { "image", true },
+    ["--allow-cidr"] = { "allow_cidrs", true }, ["--label"] = { "labels", true },
+    ["--mount-socket"] = { "sockets", true }, ["-e"] = ENV_FLAG, ["--env"] = ENV_FLAG, ["--net"] = { "net", false } },
+  start = { ["--name"] = NAME, ["-n"] = NAME },
+  stop = { ["--name"] = NAME, ["-n"] = NAME },
+  delete = { ["--name"] = NAME, ["-n"] = NAME, ["--force"] = { "force", false }, ["-f"] = { "force", false } },
+  exec = { ["--name"] = NAME, ["-w"] = { "workdir", true }, ["--workdir"] = { "workdir", true },
+    ["-e"] = ENV_FLAG, ["--env"] = ENV_FLAG, ["--secret-env"] = { "secret_env", true },
+    ["-i"] = { "interactive", false }, ["-t"] = { "tty", false }, ["-d"] = { "detach", false },
+    ["--detach"] = { "detach", false }, ["--timeout"] = { "timeout", true }, trailing = true },
+  ls = { ["--json"] = { "json", false } },
+}
 
 -- Resolves -e flags like the real CLI: KEY=VALUE literal, KEY forwards the
--- value from smolvm's own environment (skipped when unset).
+-- value from smolvm's own environment (dropped when unset).
 local function resolve_env(flags, child_env)
   local out = {}
   for _, f in ipairs(flags) do
@@ -442,144 +456,167 @@ local function resolve_env(flags, child_env)
   return out
 end
 
+local function labels_of(list)
+  local labels = {}
+  for _, l in ipairs(list or {}) do
+    local k, v = l:match("^([^=]+)=(.*)$")
+    labels[k] = v
+  end
+  return labels
+end
+
+local SMOLVM = {}
+
+function SMOLVM.ls(rec)
+  local list = {}
+  for _, n in ipairs(sorted_keys(rec.machines)) do
+    local m = rec.machines[n]
+    list[#list + 1] = { name = n, state = m.state, labels = labels_of(m.labels) }
+  end
+  return ok(require("bottle.json").encode(list))
+end
+
+function SMOLVM.create(rec, p, spec)
+  local name = p.name
+  if rec.machines[name] then
+    return smolvm_error("config operation failed: create machine: machine '" .. name ..
+      "' already exists or is being created")
+  end
+  if p.from and p.image then
+    return clap_error("the argument '--from <FROM>' cannot be used with '--image <IMAGE>'", "create")
+  end
+  for _, sk in ipairs(p.sockets) do
+    local guest = sk:match("^[^:]+:(.+)$")
+    if not guest then
+      return smolvm_error("config operation failed: mount-socket: expected HOST_PATH:GUEST_PATH, got '" .. sk .. "'")
+    end
+    if guest:sub(1, 1) ~= "/" then
+      return smolvm_error("config operation failed: publish-socket: guest path '" .. guest .. "' must be absolute")
+    end
+  end
+  rec.machines[name] = { state = "created", env = resolve_env(p.env, spec.env), allow_cidrs = p.allow_cidrs,
+    from = p.from, image = p.image, labels = p.labels, sockets = p.sockets }
+  rec.ever.machines[name] = true
+  return ok("Created machine: " .. name .. "\n")
+end
+
+function SMOLVM.start(rec, p)
+  local m = rec.machines[p.name]
+  if m.state == "running" then
+    return ok("Machine '" .. p.name .. "' already running (PID: 4242)\n")
+  end
+  m.state = "running"
+  m.execs = 0
+  return ok("Machine '" .. p.name .. "' running (PID: 4242)\n")
+end
+
+function SMOLVM.stop(rec, p)
+  local m = rec.machines[p.name]
+  if m.state ~= "running" then
+    return ok("Machine '" .. p.name .. "' is not running (state: " .. m.state .. ")\n")
+  end
+  m.state = "stopped"
+  return ok("Stopping machine '" .. p.name .. "'...\nStopped machine: " .. p.name .. "\n")
+end
+
+function SMOLVM.delete(rec, p)
+  -- A running machine is stopped first.
+  rec.machines[p.name] = nil
+  return ok("Deleted machine: " .. p.name .. "\n")
+end
+
+local function not_reachable(name)
+  return smolvm_error("agent operation failed: connect: machine '" .. name .. "' is not running. Use " ..
+    "'smolvm machine start --name " .. name .. "' first.")
+end
+
+function SMOLVM.exec(rec, p, spec, call)
+  local s = rec.script.smolvm or {}
+  local m = rec.machines[p.name]
+  if m.state ~= "running" then
+    return not_reachable(p.name)
+  end
+  if not p.command or #p.command == 0 then
+    return clap_error("the following required arguments were not provided:\n  <COMMAND>...", "exec")
+  end
+  if p.detach and (p.interactive or p.tty) then
+    return clap_error("the argument '--detach' cannot be used with '--interactive'", "exec")
+  end
+  m.execs = m.execs + 1
+  call.exec_n = m.execs
+  -- The record's create-time env, then this exec's own on top.
+  call.guest_env = {}
+  for k, v in pairs(m.env) do
+    call.guest_env[k] = v
+  end
+  for k, v in pairs(resolve_env(p.env, spec.env)) do
+    call.guest_env[k] = v
+  end
+  for _, s2 in ipairs(p.secret_env) do
+    local guest, host_var = s2:match("^([^=]+)=(.+)$")
+    if not guest or not (spec.env and spec.env[host_var]) then
+      return smolvm_error("config operation failed: resolve secret '" .. tostring(guest) .. "': env_unset")
+    end
+    call.guest_env[guest] = spec.env[host_var]
+  end
+  call.command = p.command
+  if p.interactive and spec.interactive then
+    call.agent = true
+    return { code = rec.script.agent_exit or s.agent_exit or 0, stdout = "", stderr = "" }
+  end
+  if (s.unreachable or 0) >= m.execs then
+    return smolvm_error("agent operation failed: connect to agent: Connection refused (os error 111)")
+  end
+  if (s.exit137 or 0) >= m.execs then
+    return { code = 137, stdout = "", stderr = "" }
+  end
+  return M.exec_reply(rec, p.command, call)
+end
+
 function M.smolvm_reply(rec, args, spec, call)
   local s = rec.script.smolvm or {}
-  local version = s.version or "1.9.2"
-  local named = version_at_least(version, 1, 1)
-  if args[1] == "--version" then
-    return { code = 0, stdout = "smolvm " .. version .. "\n", stderr = "" }
-  end
-  if args[1] == "pack" and args[2] == "create" then
-    local p = parse_flags(args, 3, { ["--image"] = { "image", true }, ["-I"] = { "image", true },
-      ["--from-vm"] = { "from_vm", true }, ["-o"] = { "output", true }, ["--output"] = { "output", true } })
-    if not p or not (p.image or p.from_vm) or not p.output then
-      return clap_error("pack create needs --image or --from-vm, and -o")
-    end
-    if p.from_vm then
-      local m = rec.machines[p.from_vm]
-      if not m then
-        return { code = 1, stdout = "", stderr = "Error: VM '" .. p.from_vm .. "' not found\n" }
-      end
-      if m.running then
-        return { code = 1, stdout = "", stderr = "Error: VM '" .. p.from_vm .. "' is running. Stop it first\n" }
-      end
-    end
-    real_fs.write(p.output, "#!/bin/sh\n", 448)
-    real_fs.write(p.output .. ".smolmachine", "fake packed machine of " .. (p.image or p.from_vm) .. "\n", 384)
-    return { code = 0, stdout = "", stderr = "" }
+  if args[1] == "--version" or args[1] == "-V" then
+    return ok("smolvm " .. (s.version or "1.9.3") .. "\n")
   end
   if args[1] ~= "machine" then
     return clap_error(string.format("unrecognized subcommand '%s'", tostring(args[1])))
   end
   local verb = args[2]
   if verb == "cp" then
-    local dst = args[4] or ""
-    local name = dst:match("^([^:]+):")
-    if not name or not rec.machines[name] or not rec.machines[name].running then
-      return { code = 1, stdout = "", stderr = "Error: machine not running: " .. tostring(name) .. "\n" }
+    local name = (args[4] or ""):match("^([^:]+):")
+    local m = name and rec.machines[name]
+    if not m then
+      return smolvm_error("vm not found: " .. tostring(name))
     end
-    return { code = 0, stdout = "", stderr = "" }
+    if m.state ~= "running" then
+      return not_reachable(name)
+    end
+    return ok()
   end
-  local specs = machine_specs(named)
-  if not specs[verb] then
+  if not MACHINE[verb] then
     return clap_error(string.format("unrecognized subcommand '%s'", tostring(verb)))
   end
-  local p, err = parse_flags(args, 3, specs[verb])
+  local p, err = parse_flags(args, 3, MACHINE[verb], verb)
   if not p then
     return err
   end
-  local name = p.name
-  if (verb == "create" or verb == "delete") and not named then
-    if #p.positional ~= 1 then
-      return clap_error("the 0.8 form takes the machine name as one positional argument")
-    end
-    name = p.positional[1]
-  elseif #p.positional > 0 then
-    return clap_error(string.format("unexpected argument '%s' found", p.positional[1]))
+  if #p.positional > 0 then
+    return clap_error(string.format("unexpected argument '%s' found", p.positional[1]), verb)
   end
-  call.machine = name
   if verb == "ls" then
-    local list = {}
-    for _, n in ipairs(sorted_keys(rec.machines)) do
-      local labels = {}
-      for _, l in ipairs(rec.machines[n].labels or {}) do
-        local k, v = l:match("^([^=]+)=(.*)$")
-        labels[k] = v
-      end
-      list[#list + 1] = { name = n, state = rec.machines[n].running and "running" or "stopped", labels = labels }
-    end
-    return { code = 0, stdout = require("bottle.json").encode(list), stderr = "" }
+    return SMOLVM.ls(rec)
   end
-  if not name then
-    return clap_error("the following required arguments were not provided: --name <NAME>")
+  if not p.name then
+    return clap_error("the following required arguments were not provided:\n  --name <NAME>", verb)
   end
-  local m = rec.machines[name]
-  if verb == "create" then
-    if m then
-      return { code = 1, stdout = "", stderr = "Error: machine '" .. name .. "' already exists\n" }
-    end
-    if not p.from and not p.image then
-      return { code = 1, stdout = "", stderr = "Error: no image or --from given\n" }
-    end
-    if p.image and p.image:find("/", 1, true) and not version_at_least(version, 1, 1) then
-      return { code = 1, stdout = "", stderr = "Error: pull image: " .. p.image .. ": not a registry reference\n" }
-    end
-    if #p.labels > 0 and not version_at_least(version, 1, 8) then
-      return clap_error("unexpected argument '--label' found")
-    end
-    rec.machines[name] = { running = false, env = resolve_env(p.env, spec.env), allow_cidrs = p.allow_cidrs,
-      from = p.from, labels = p.labels }
-    rec.ever.machines[name] = true
-    return { code = 0, stdout = "", stderr = "" }
+  call.machine = p.name
+  if verb ~= "create" and not rec.machines[p.name] then
+    return smolvm_error("vm not found: " .. p.name)
   end
-  if not m then
-    return { code = 1, stdout = "", stderr = "Error: machine '" .. name .. "' not found\n" }
-  end
-  if verb == "start" then
-    m.running = true
-    m.execs = 0
-    return { code = 0, stdout = "", stderr = "" }
-  elseif verb == "stop" then
-    m.running = false
-    return { code = 0, stdout = "", stderr = "" }
-  elseif verb == "delete" then
-    if m.running then
-      return { code = 1, stdout = "", stderr = "Error: machine '" .. name .. "' is running; stop it first\n" }
-    end
-    rec.machines[name] = nil
-    return { code = 0, stdout = "", stderr = "" }
-  elseif verb == "exec" then
-    if not m.running then
-      return { code = 1, stdout = "", stderr = "Error: machine '" .. name .. "' is not running\n" }
-    end
-    if not p.command or #p.command == 0 then
-      return clap_error("the following required arguments were not provided: <COMMAND>...")
-    end
-    if #p.secret_env > 0 and not version_at_least(version, 1, 0) then
-      return clap_error("unexpected argument '--secret-env' found")
-    end
-    m.execs = m.execs + 1
-    call.exec_n = m.execs
-    call.guest_env = resolve_env(p.env, spec.env)
-    for _, s2 in ipairs(p.secret_env) do
-      local guest, host_var = s2:match("^([^=]+)=(.+)$")
-      if not guest or not (spec.env and spec.env[host_var]) then
-        return { code = 1, stdout = "", stderr = "Error: secret-env: host variable " .. tostring(host_var) ..
-          " is not set\n" }
-      end
-      call.guest_env[guest] = spec.env[host_var]
-    end
-    call.command = p.command
-    if p.interactive and spec.interactive then
-      call.agent = true
-      return { code = rec.script.agent_exit or s.agent_exit or 0, stdout = "", stderr = "" }
-    end
-    if (s.exit137 or 0) >= m.execs then
-      return { code = 137, stdout = "", stderr = "" }
-    end
-    return M.exec_reply(rec, p.command, call)
-  end
+  return SMOLVM[verb](rec, p, spec, call)
 end
+
+-- ---- processes -------------------------------------------------------------
 
 --- The fake rt.proc: smolvm and docker executables are answered by the
 --- fakes; anything else runs for real (and is recorded).
@@ -625,6 +662,41 @@ function M.proc(rec, smolvm_exe, base_env)
     rec:record(call, false)
     return real_proc.run(spec)
   end
+  -- The smolvm executable is found wherever the scenario says it is; it is
+  -- not a file, so its version is asked every time (never cached).
+  fake.which = function(prog, env)
+    if prog == smolvm_exe then
+      if rec.script.smolvm and rec.script.smolvm.missing then
+        return nil, prog .. ": not found", "ENOENT"
+      end
+      return prog
+    end
+    return real_proc.which(prog, env)
+  end
+  fake.self_exe = function()
+    return "/fake/bin/bottle"
+  end
+  -- Background programs (bottle's own host relay) are recorded, counted
+  -- (so faults apply) and never started.
+  fake.spawn = function(spec)
+    local call = { kind = "spawn", argv = copy(spec.argv), text = "spawn " .. table.concat(spec.argv, " ", 2) }
+    if rec:record(call, true) then
+      return nil, spec.argv[1] .. ": injected failure", "ESPAWN"
+    end
+    local handle = { stopped = false }
+    rec.spawned[#rec.spawned + 1] = handle
+    function handle.wait()
+      return nil
+    end
+    function handle.stop()
+      handle.stopped = true
+      return 0
+    end
+    function handle.pid()
+      return 4343
+    end
+    return handle
+  end
   return fake
 end
 
@@ -638,6 +710,14 @@ function M.net(rec)
     local custom = rec.script.net and rec.script.net.wait_tcp
     if custom then
       return custom(h, port, timeout, opts)
+    end
+    return 1
+  end
+  fake.wait_unix = function(path, timeout)
+    rec:record({ kind = "net", op = "wait_unix", text = "net wait_unix " .. path }, false)
+    local custom = rec.script.net and rec.script.net.wait_unix
+    if custom then
+      return custom(path, timeout)
     end
     return 1
   end

@@ -158,6 +158,11 @@ function Result:removed_all()
   for name in pairs(self.rec.machines) do
     left[#left + 1] = "machine " .. name
   end
+  for _, h in ipairs(self.rec.spawned) do
+    if not h.stopped then
+      left[#left + 1] = "a background program (bottle's relay)"
+    end
+  end
   if #left > 0 then
     table.sort(left)
     error("left behind: " .. table.concat(left, ", ") .. "\ncalls were:\n" .. self:listing(), 2)
