@@ -281,7 +281,11 @@ end
 --- failed after retries; docs/smolvm.md). Anything else ran, or failed for
 --- good, and is never tried again.
 function M.unreachable(r)
-  return r.code == 1 and (r.stderr:find("Error: agent operation failed: connect", 1, true) ~= nil)
+  if r.code ~= 1 then
+    return false
+  end
+  local err = "\n" .. (r.stderr or "")
+  return err:find("\nError: agent operation failed: connect", 1, true) ~= nil
 end
 
 --- smolvm machine cp HOST NAME:GUEST.
