@@ -1,16 +1,16 @@
--- The docker recipe: the agent in a container on an --internal network
--- (no route out), whose only reachable neighbour is the sidecar bundle
--- (SPEC §7.5). The bundle also joins an ordinary bridge for its own
--- upstream traffic. Same plan, CAs, bundle and hop policy as smolmachines;
--- nothing is published on the host. The container itself is the backend
--- bottle.target.docker (lua/bottle/target/).
+-- The docker recipe: the agent in a container with no network at all,
+-- whose only way out is its sidecar bundle's unix sockets, mounted into it
+-- and relayed to its own loopback: the same boundary as the smolmachines
+-- VM (SPEC §7.5). The bundle has an ordinary bridge for its own upstream
+-- traffic; nothing is published on the host. The container itself is the
+-- backend bottle.target.docker (lua/bottle/target/).
 --
--- Teardown, newest first: agent container, bundle, the bundle's upstream
--- network, the internal network, then the state dir.
+-- Teardown, newest first: agent container, bundle, the bundle's network,
+-- then the state dir.
 local launch = require("bottle.launch")
 
 return {
-  description = "run the agent in a docker container on an internal network behind the sidecar bundle",
+  description = "run the agent in a docker container with no network behind the sidecar bundle",
 
   run = function(ctx)
     local step = ctx.log.step
@@ -20,12 +20,11 @@ return {
     end
 
     step("state dir", launch.state_dir, ctx, rec)
-    step("network", launch.network, ctx, rec, { key = "internal", role = "network", internal = true })
-    step("upstream network", launch.network, ctx, rec, { key = "upstream", role = "upstream" })
+    step("network", launch.network, ctx, rec, { key = "bundle", role = "network" })
     step("CAs", launch.cas, ctx, rec)
-    -- On the internal network the bundle answers to its daemons' names.
-    step("bundle", launch.bundle, ctx, rec, { network = "internal", aliases = true, upstream = "upstream" })
-    step("daemons", launch.wait_in_bundle, ctx, rec)
+    step("bundle", launch.bundle, ctx, rec, { network = "bundle" })
+    -- The container has no network: its bundle's sockets are its only way out.
+    step("sockets", launch.sockets, ctx, rec)
     launch.connect(rec)
 
     local agent = step("agent container", launch.guest, ctx, rec)

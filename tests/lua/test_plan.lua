@@ -79,12 +79,15 @@ egress:
   A.eq(p.routes[3].token_env, "EGRESS_TOKEN_0")
 end)
 
-test("with declared routes egress faces the agent; 9099 is published", function()
+test("with declared routes egress faces the agent; its socket is the guest's way out", function()
   local p, done = build({ ["bottles/work.md"] = THREE_ROUTES }, { X = "xval-1234" }, { bottles = { "work" } })
   done()
   A.eq(p.hops, { "egress", "pipelock" })
-  A.eq(p.bundle.publish, { 9099 })
-  A.eq(p.bundle.daemons, { "egress", "pipelock" })
+  A.eq(p.bundle.publish, {}, "nothing is published on the host")
+  A.eq(p.bundle.daemons, { "egress", "pipelock", "relay" })
+  A.eq(#p.sockets, 1)
+  A.eq(p.sockets[1].service, "egress")
+  A.eq(p.sockets[1].guest_port, 9099)
   -- the default hosts ride along as pass-through routes in egress's table
   local hosts = {}
   for _, r in ipairs(p.egress_table) do
@@ -94,20 +97,25 @@ test("with declared routes egress faces the agent; 9099 is published", function(
   A.eq(hosts["a.example.com"], false)
 end)
 
-test("without routes pipelock faces the agent and egress is not published", function()
+test("without routes pipelock faces the agent; with BOTTLE_SOCKETS=host its port is published", function()
   local p, done = build({}, {}, { bottles = {} })
   done()
   A.eq(p.bottles, { "default" })
   A.eq(p.hops, { "pipelock" })
-  A.eq(p.bundle.publish, { 8888 })
-  A.eq(p.bundle.daemons, { "egress", "pipelock" })
+  A.eq(p.bundle.publish, {})
+  A.eq(p.sockets[1].service, "pipelock")
+  A.eq(p.bundle.daemons, { "egress", "pipelock", "relay" })
+  local h, hdone = build({}, { BOTTLE_SOCKETS = "host" }, { bottles = {} })
+  hdone()
+  A.eq(h.bundle.publish, { 8888 })
+  A.eq(h.bundle.daemons, { "egress", "pipelock" }, "bottle relays the sockets itself")
   A.eq(#p.routes, 0)
   -- egress's table has no pass-through entries when it is not agent-facing
   A.eq(#p.egress_table, 0)
   A.contains(p.allowlist, "api.anthropic.com")
 end)
 
-test("git-gate and supervise add their daemons and published ports", function()
+test("git-gate and supervise add their daemons and sockets", function()
   local home_key = "id_test"
   local p, done = build({ ["bottles/g.md"] = [[
 ---
@@ -122,9 +130,13 @@ supervise: true
 ---
 ]], [home_key] = "" }, {}, { bottles = { "g" } })
   done()
-  A.eq(p.bundle.daemons, { "egress", "pipelock", "git-gate", "supervise" })
-  A.eq(p.bundle.publish, { 8888, 9418, 9100 })
-  A.eq(p.provision, { "ca", "prompt", "git", "supervise" })
+  A.eq(p.bundle.daemons, { "egress", "pipelock", "git-gate", "supervise", "relay" })
+  local services = {}
+  for _, sk in ipairs(p.sockets) do
+    services[#services + 1] = sk.service .. ":" .. sk.guest_port
+  end
+  A.eq(services, { "pipelock:8888", "git-gate:9418", "supervise:9100" })
+  A.eq(p.provision, { "relay", "ca", "prompt", "git", "supervise" })
   local known
   for _, f in ipairs(p.files) do
     if f.path:match("known_hosts$") then

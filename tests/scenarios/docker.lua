@@ -1,5 +1,5 @@
--- Scenarios for the docker recipe (SPEC §7.5): agent container on an
--- internal network, bundle joining it and an upstream bridge.
+-- Scenarios for the docker recipe (SPEC §7.5): the agent container has no
+-- network; its bundle's sockets, mounted into it, are its only way out.
 
 local TOKEN = "ghp-docker-scenario-4e1d77"
 local FORWARDED = "forwarded-docker-secret-81aa"
@@ -34,34 +34,46 @@ scenario("docker: happy path call sequence", function(t)
   r:exit(0)
   r:order({
     "docker image_exists bottle-agent:latest",
+    "docker image_exists bottle-sidecars:latest",
     "docker network_create bottle-network-",
-    "docker network_create bottle-upstream-",
     "ca mint pipelock/ca",
     "ca mint egress/ca",
     "docker container_create bottle-bundle-",
     "docker container_start bottle-bundle-",
     "docker exec bottle-bundle-",
+    "net wait_unix",
     "docker container_create bottle-agent-",
     "docker container_start bottle-agent-",
-    "docker exec bottle-agent-",
+    "socat TCP-LISTEN",
+    "update-ca-certificates",
     "docker exec -i -u node -w /home/node",
     "docker container_remove bottle-agent-",
     "docker container_remove bottle-bundle-",
-    "docker network_remove bottle-upstream-",
     "docker network_remove bottle-network-",
   })
-  local internal = r:has("docker network_create bottle-network-").args[1]
-  t:eq(internal.internal, true, "the agent's network has no route out")
-  local upstream = r:has("docker network_create bottle-upstream-").args[1]
-  t:eq(upstream.internal, false)
+  r:lacks("bottle-upstream-")
+  local net = r:has("docker network_create bottle-network-").args[1]
+  t:eq(net.internal, false, "the bundle's own network is an ordinary bridge for its upstream traffic")
   local bundle = r:has("docker container_create bottle-bundle-").args[1]
-  t:eq(bundle.aliases, { "egress", "pipelock", "supervise" })
-  t:eq(bundle.networks[1].name, upstream.name)
+  t:eq(bundle.aliases, nil, "nothing needs the bundle's names any more")
+  t:eq(bundle.networks, nil)
   t:eq(bundle.publish, nil, "nothing is published on the host")
+  t:eq(bundle.env.BOTTLE_SIDECAR_DAEMONS, "egress,pipelock,supervise,relay")
   local agent = r:has("docker container_create bottle-agent-").args[1]
-  t:eq(agent.network, internal.name)
-  t:eq(agent.env.HTTPS_PROXY, "http://egress:9099")
-  t:eq(agent.env.MCP_SUPERVISE_URL, "http://supervise:9100/")
+  t:eq(agent.network_mode, "none", "the agent container has no network at all")
+  t:eq(agent.network, nil)
+  local mounts = {}
+  for _, b in ipairs(agent.binds) do
+    mounts[#mounts + 1] = b.host:match("/sockets/([%w-]+%.sock)$") .. " -> " .. b.container .. (b.ro and " ro" or "")
+  end
+  t:eq(mounts, { "egress.sock -> /run/bottle/egress.sock ro", "supervise.sock -> /run/bottle/supervise.sock ro" })
+  t:eq(agent.env.HTTPS_PROXY, "http://127.0.0.1:9099")
+  t:eq(agent.env.MCP_SUPERVISE_URL, "http://127.0.0.1:9100/")
+  t:contains(agent.env.NO_PROXY, "127.0.0.1")
+  -- the relay step: the same script as in the VM
+  local relay = r:has("socat TCP-LISTEN")
+  t:eq({ table.unpack(relay.args[2].cmd, 5) }, { "egress:9099:/run/bottle/egress.sock",
+    "supervise:9100:/run/bottle/supervise.sock" })
   -- the CA step's one sh -c, as root
   local ca = r:has("update-ca-certificates")
   t:eq(ca.args[2].user, "root")
@@ -72,11 +84,13 @@ scenario("docker: happy path call sequence", function(t)
   t:eq(r.state_dirs, {})
 end)
 
-scenario("docker: without routes the agent dials pipelock by alias", function(t)
+scenario("docker: without routes the agent's one socket leads to pipelock", function(t)
   local r = t:run({ recipe = "docker", args = { "docker", "--yes" } })
   r:exit(0)
   local agent = r:has("docker container_create bottle-agent-").args[1]
-  t:eq(agent.env.HTTPS_PROXY, "http://pipelock:8888")
+  t:eq(agent.env.HTTPS_PROXY, "http://127.0.0.1:8888")
+  t:eq(#agent.binds, 1)
+  t:eq(agent.binds[1].container, "/run/bottle/pipelock.sock")
   r:lacks("ca mint egress/ca")
   r:removed_all()
 end)

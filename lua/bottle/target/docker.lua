@@ -12,9 +12,16 @@ local errors = require("bottle.errors")
 
 local M = { name = "docker" }
 
---- How the guest reaches the bundle: a shared internal network, on which
---- the bundle answers to its daemons' names.
-M.access = "network"
+--- How the guest reaches the bundle: the same boundary as the VM. The
+--- container has no network at all (NetworkMode none); its bundle's unix
+--- sockets are bind-mounted into it and the `relay` step serves them on
+--- its loopback. (A container on an --internal network still reaches
+--- every host service listening on all interfaces through the bridge's
+--- gateway; with no network it reaches nothing.)
+M.access = "sockets"
+
+--- Runs before the default provisioning steps.
+M.steps = { "relay" }
 
 --- The container's part of the plan.
 function M.plan(plan)
@@ -57,17 +64,22 @@ function C:env_map(user)
   return env
 end
 
---- Creates and starts the agent container on the launch's internal
---- network; registers its removal at once.
+--- Creates and starts the agent container with no network and its
+--- bundle's sockets mounted where the VM has them; registers its removal
+--- at once.
 function C:create()
-  local rec = self.rec
+  local binds = {}
+  for _, sk in ipairs(self.plan.sockets) do
+    binds[#binds + 1] = { host = sk.host, container = sk.guest, ro = true }
+  end
   self.id = errors.must(docker.container_create({
     name = self.name,
     image = self.plan.images.agent,
     cmd = { "sleep", "infinity" },
     env = self:env_map(),
     labels = names.labels(self.plan, "agent"),
-    network = rec.networks.internal.name,
+    network_mode = "none",
+    binds = binds,
     init = true,
   }))
   local id = self.id
