@@ -14,13 +14,15 @@ user's permissions. A connection whose host end cannot be dialled is closed.
 
     smolvm_socket_relay.py DIR PORT HOST_PATH [PORT HOST_PATH]...
 
-Writes DIR/ready once every listener is bound; runs until killed.
+Writes DIR/ready once every listener is bound; runs until killed or until
+DIR is removed.
 """
 
 import os
 import socket
 import sys
 import threading
+import time
 
 
 def pump(src, dst):
@@ -85,7 +87,10 @@ def main(argv):
         threading.Thread(target=serve, args=(listener, host_path), daemon=True).start()
     with open(os.path.join(directory, "ready"), "w", encoding="ascii"):
         pass
-    threading.Event().wait()
+    # Outlive nothing: when the machine's record is removed (delete, or a
+    # test's cleanup), the bridge goes with it.
+    while os.path.isdir(directory):
+        time.sleep(1)
     return 0
 
 
