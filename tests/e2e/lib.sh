@@ -82,7 +82,7 @@ e2e_upstream() { # PORT
   UPSTREAM_IP=$(e2e_host_ip)
   [ -n "$UPSTREAM_IP" ] || return 1
   docker run -d --name "bottle-e2e-upstream-$E2E_ID" --label "$E2E_LABEL" --network host \
-    -v "$w:/srv:ro" -v "$E2E_WORK/record:/record" bottle-test-agent:latest \
+    -v "$w:/srv:ro" -v "$E2E_WORK/record:/record" bottle-test-agent:${BOTTLE_TEST_IMAGE_TAG:-latest} \
     python3 /srv/upstream.py /srv/leaf.pem /srv/leaf-key.pem "$port" /record/log 0.0.0.0 >/dev/null || return 1
   local i
   for i in $(seq 1 100); do
