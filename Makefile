@@ -72,14 +72,21 @@ $(BUILD)/bottle: $(BIND_OBJ) $(BUILD)/libcore.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(BIND_OBJ) $(BUILD)/libcore.a $(LDLIBS)
 
 # bottle-init is the sidecar bundle's PID 1: plain C, no Lua, no libraries.
-INIT_SRC := $(filter-out runtime/init/main.c, $(wildcard runtime/init/*.c))
-$(BUILD)/bottle-init: $(wildcard runtime/init/*.c runtime/init/*.h)
+# It shares runtime/util.c (libc only) with the binary.
+INIT_SRC := $(filter-out runtime/init/main.c, $(wildcard runtime/init/*.c)) runtime/util.c
+$(BUILD)/bottle-init: $(wildcard runtime/init/*.c runtime/init/*.h) runtime/util.c runtime/util.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(OPT) $(WARN) $(filter-out $(PKG_CFLAGS),$(CFLAGS)) $(LDFLAGS) -o $@ $(wildcard runtime/init/*.c)
+	$(CC) $(CSTD) $(OPT) $(WARN) $(filter-out $(PKG_CFLAGS),$(CFLAGS)) $(LDFLAGS) -o $@ $(wildcard runtime/init/*.c) runtime/util.c
 
-$(BUILD)/tests/test_init%: tests/c/test_init%.c $(wildcard runtime/init/*.c runtime/init/*.h) tests/c/tap.h
+$(BUILD)/tests/test_init%: tests/c/test_init%.c $(INIT_SRC) $(wildcard runtime/init/*.h) runtime/util.h tests/c/tap.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Iruntime/init -Itests/c $(LDFLAGS) -o $@ $< $(INIT_SRC)
+
+# test_docker also builds the engine calls only it needs on the transport.
+$(BUILD)/tests/test_docker: tests/c/test_docker.c tests/c/docker_testapi.c tests/c/docker_testapi.h \
+                            $(BUILD)/libcore.a tests/c/tap.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/c $(LDFLAGS) -o $@ tests/c/test_docker.c tests/c/docker_testapi.c $(BUILD)/libcore.a $(LDLIBS)
 
 $(BUILD)/tests/%: tests/c/%.c $(BUILD)/libcore.a tests/c/tap.h
 	@mkdir -p $(dir $@)

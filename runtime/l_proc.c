@@ -27,22 +27,6 @@
 
 extern char **environ;
 
-/* A string array on the Lua stack's memory: the strings stay referenced by
- * the table at `idx`, so only the pointer array is allocated. */
-static const char **string_list(lua_State *L, int idx, const char *what) {
-  lua_Integer n = luaL_len(L, idx);
-  if (n < 1) luaL_error(L, "proc.run: %s must be a non-empty list of strings", what);
-  const char **v = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
-  for (lua_Integer i = 1; i <= n; i++) {
-    if (lua_rawgeti(L, idx, i) != LUA_TSTRING)
-      luaL_error(L, "proc.run: %s[%d] must be a string", what, (int)i);
-    v[i - 1] = lua_tostring(L, -1);
-    lua_pop(L, 1);
-  }
-  v[n] = NULL;
-  return v;
-}
-
 /* env table {NAME=value} -> "NAME=value" array (anchored in a userdata and a
  * table of strings left on the stack). */
 static const char **env_list(lua_State *L, int idx) {
@@ -124,19 +108,20 @@ static int l_run(lua_State *L) {
   struct proc_spec spec;
   memset(&spec, 0, sizeof spec);
 
-  if (lua_getfield(L, 1, "argv") != LUA_TTABLE) luaL_error(L, "proc.run: argv must be a list of strings");
-  spec.argv = string_list(L, lua_gettop(L), "argv");
+  spec.argv = lutil_opt_list(L, 1, "proc.run", "argv");
+  if (!spec.argv || !spec.argv[0]) luaL_error(L, "proc.run: argv must be a non-empty list of strings");
   if (lua_getfield(L, 1, "env") == LUA_TTABLE) spec.envp = env_list(L, lua_gettop(L) - 0);
   else if (!lua_isnil(L, -1)) luaL_error(L, "proc.run: env must be a table");
   int t = lua_getfield(L, 1, "stdin");
   if (t == LUA_TSTRING) spec.input = lua_tolstring(L, -1, &spec.input_len);
   else if (t != LUA_TNIL) luaL_error(L, "proc.run: stdin must be a string");
-  lua_getfield(L, 1, "timeout_ms");
-  spec.timeout_ms = (int)luaL_optinteger(L, -1, 0);
-  lua_getfield(L, 1, "interactive");
-  spec.interactive = lua_toboolean(L, -1);
-  lua_getfield(L, 1, "max_output");
-  spec.max_output = (size_t)luaL_optinteger(L, -1, 0);
+  lua_Integer timeout_ms = lutil_opt_int(L, 1, "proc.run", "timeout_ms", 0);
+  if (timeout_ms > 0x7fffffff) luaL_error(L, "proc.run: timeout_ms out of range");
+  spec.timeout_ms = timeout_ms < 0 ? 0 : (int)timeout_ms; /* <= 0: no limit */
+  spec.interactive = lutil_opt_bool(L, 1, "proc.run", "interactive", 0);
+  lua_Integer max_output = lutil_opt_int(L, 1, "proc.run", "max_output", 0);
+  if (max_output < 0) luaL_error(L, "proc.run: max_output out of range");
+  spec.max_output = (size_t)max_output;
   spec.pending_signal = host_pending_signal;
 
   push_command_line(L, spec.argv);

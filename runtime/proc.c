@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util.h"
+
 extern char **environ;
 
 #define DEFAULT_MAX_OUTPUT ((size_t)64 << 20)
@@ -85,35 +87,6 @@ int proc_resolve(const char *prog, const char *const *envp, char *out, size_t ou
   return -1;
 }
 
-struct buf {
-  char *data;
-  size_t len, cap, max;
-  int truncated;
-};
-
-static int buf_append(struct buf *b, const char *s, size_t n) {
-  if (b->len + n > b->max) {
-    b->truncated = 1;
-    n = b->max > b->len ? b->max - b->len : 0;
-  }
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + n + 1) cap *= 2;
-    char *d = realloc(b->data, cap);
-    if (!d) return -1;
-    b->data = d;
-    b->cap = cap;
-  }
-  memcpy(b->data + b->len, s, n);
-  b->len += n;
-  b->data[b->len] = '\0';
-  return 0;
-}
-
-static void buf_finish(struct buf *b) {
-  if (!b->data) buf_append(b, "", 0);
-}
-
 static int set_cloexec_nonblock(int fd, int nonblock) {
   int fl = fcntl(fd, F_GETFD);
   if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0) return -1;
@@ -167,7 +140,7 @@ static void drain(int *fd, struct buf *b, int all) {
   do {
     ssize_t r = read(*fd, chunk, sizeof chunk);
     if (r > 0) {
-      buf_append(b, chunk, (size_t)r);
+      buf_addn(b, chunk, (size_t)r);
     } else {
       if (r == 0 || (errno != EAGAIN && errno != EINTR)) close_fd(fd);
       return;
@@ -347,13 +320,9 @@ finish:
   close_fd(&out_p[1]);
   close_fd(&err_p[0]);
   close_fd(&err_p[1]);
-  buf_finish(&out);
-  buf_finish(&err);
-  res->out = out.data;
-  res->out_len = out.len;
-  res->err = err.data;
-  res->err_len = err.len;
   res->truncated = out.truncated || err.truncated;
+  res->out = buf_take(&out, &res->out_len);
+  res->err = buf_take(&err, &res->err_len);
   return res->status == PROC_EXITED ? 0 : -1;
 }
 
