@@ -224,7 +224,7 @@ static lua_Integer line_of(const struct loader *ld, const yaml_mark_t *m) {
 }
 
 /* Raises a load error: a table with LOAD_ERROR_MT, which load() turns into
- * nil, message. Any other error (memory, an interrupt) passes through. */
+ * nil, message, "EINVAL". Any other error (memory, an interrupt) passes through. */
 static int load_fail(lua_State *L, const struct loader *ld, lua_Integer line, lua_Integer col, const char *what) {
   lua_createtable(L, 1, 0);
   lua_pushfstring(L, "%s:%I:%I: %s", ld->name, line, col, what);
@@ -457,9 +457,7 @@ static int l_load(lua_State *L) {
     lua_pop(L, 2);
     if (ours) {
       lua_rawgeti(L, -1, 1);
-      lua_pushnil(L);
-      lua_insert(L, -2);
-      return 2;
+      return lutil_fail(L, lua_tostring(L, -1), "EINVAL");
     }
   }
   return lua_error(L);
