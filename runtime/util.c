@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,10 @@ const char *errno_name(int e) {
 
 int buf_reserve(struct buf *b, size_t extra) {
   if (b->oom) return -1;
+  if (extra > SIZE_MAX / 2 - b->len) {
+    b->oom = 1;
+    return -1;
+  }
   if (b->len + extra + 1 <= b->cap) return 0;
   size_t cap = b->cap ? b->cap : 256;
   while (cap < b->len + extra + 1) cap *= 2;
