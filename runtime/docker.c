@@ -40,16 +40,20 @@ static int add_labels(cJSON *obj, const char *key, const struct docker_kv *kv) {
   return 0;
 }
 
+/* "k=v", or "k" alone when the value is empty; NULL when out of memory. */
+static char *kv_text(const struct docker_kv *kv) {
+  struct buf e = {0};
+  if (kv->value && *kv->value) buf_printf(&e, "%s=%s", kv->key, kv->value);
+  else buf_adds(&e, kv->key);
+  return buf_take(&e, NULL);
+}
+
 static int add_env(cJSON *obj, const char *key, const struct docker_kv *kv) {
   if (!kv) return 0;
   cJSON *a = cJSON_AddArrayToObject(obj, key);
   if (!a) return -1;
   for (; kv->key; kv++) {
-    struct buf e = {0};
-    /* An empty value matches any value: the label is present. */
-    if (kv->value && *kv->value) buf_printf(&e, "%s=%s", kv->key, kv->value);
-    else buf_adds(&e, kv->key);
-    char *s = buf_take(&e, NULL);
+    char *s = kv_text(kv);
     cJSON *item = s ? cJSON_CreateString(s) : NULL;
     if (s) {
       /* The value may be a secret: wipe our copy before letting it go. */
@@ -71,11 +75,8 @@ static char *label_filter(const struct docker_kv *labels) {
   cJSON *f = cJSON_CreateObject();
   cJSON *a = cJSON_AddArrayToObject(f, "label");
   for (const struct docker_kv *kv = labels; a && kv->key; kv++) {
-    struct buf e = {0};
     /* An empty value matches any value: the label is present. */
-    if (kv->value && *kv->value) buf_printf(&e, "%s=%s", kv->key, kv->value);
-    else buf_adds(&e, kv->key);
-    char *s = buf_take(&e, NULL);
+    char *s = kv_text(kv);
     cJSON_AddItemToArray(a, cJSON_CreateString(s ? s : ""));
     free(s);
   }
@@ -100,16 +101,44 @@ static void delete_wiping_env(cJSON *b) {
 }
 
 static const long OK200[] = {200, 0};
+static const long OK201[] = {201, 0};
+
+/* POSTs rq expecting 201 and {"Id": ...}; its body `b` (env values in it)
+ * is wiped and freed here. The id (malloc'd), or NULL with the error set. */
+static char *post_for_id(struct docker *d, const struct dh_request *rq, cJSON *b, const char *what) {
+  cJSON *j;
+  long st = dh_call(d, rq, OK201, &j);
+  delete_wiping_env(b);
+  if (st < 0) return NULL;
+  const char *id = json_str(j, "Id");
+  char *r = id ? strdup(id) : NULL;
+  cJSON_Delete(j);
+  if (!r) dh_fail(d, (int)st, "%s: the Docker engine's reply has no %s id", rq->op, what);
+  return r;
+}
 
 /* GET base (which may already carry a query) with the label filter added;
- * returns the engine's JSON list or NULL (error set). */
-static cJSON *get_list(struct docker *d, const char *op, const char *base, const struct docker_kv *labels) {
+ * returns the engine's list reduced to one {"id", ...} object per element,
+ * the rest filled in by `reduce`, or NULL (error set). */
+static cJSON *get_list(struct docker *d, const char *op, const char *base, const struct docker_kv *labels,
+                       void (*reduce)(cJSON *e, const cJSON *item)) {
   char *filter = label_filter(labels);
   struct buf p = {0};
   buf_adds(&p, base);
   if (filter && *filter) buf_printf(&p, "%c%s", strchr(base, '?') ? '&' : '?', filter);
   free(filter);
-  return dh_get_json(d, op, buf_take(&p, NULL));
+  cJSON *j = dh_get_json(d, op, buf_take(&p, NULL));
+  if (!j) return NULL;
+  cJSON *list = cJSON_CreateArray();
+  const cJSON *item;
+  cJSON_ArrayForEach(item, j) {
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddItemToArray(list, e);
+    add_string(e, "id", json_str(item, "Id"));
+    reduce(e, item);
+  }
+  cJSON_Delete(j);
+  return list;
 }
 
 void docker_output_free(struct docker_output *o) {
@@ -120,9 +149,6 @@ void docker_output_free(struct docker_output *o) {
   o->out_len = o->err_len = 0;
 }
 
-/* ---- operations ---- */
-
-static const long OK201[] = {201, 0};
 
 /* ---- networks ---- */
 
@@ -221,28 +247,20 @@ static cJSON *string_object(const cJSON *src) {
   return o;
 }
 
-cJSON *docker_network_list(struct docker *d, const struct docker_kv *labels) {
-  static const char op[] = "network list";
-  dh_begin(d);
-  cJSON *j = get_list(d, op, "/networks", labels);
-  if (!j) return NULL;
-  cJSON *list = cJSON_CreateArray();
-  const cJSON *n;
-  cJSON_ArrayForEach(n, j) {
-    cJSON *e = cJSON_CreateObject();
-    cJSON_AddItemToArray(list, e);
-    add_string(e, "id", json_str(n, "Id"));
-    add_string(e, "name", json_str(n, "Name"));
-    cJSON_AddItemToObject(e, "labels", string_object(cJSON_GetObjectItemCaseSensitive(n, "Labels")));
-    cJSON *subnets = cJSON_AddArrayToObject(e, "subnets");
-    const cJSON *cfg;
-    cJSON_ArrayForEach(cfg, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(n, "IPAM"), "Config")) {
-      const char *s = json_str(cfg, "Subnet");
-      if (s) cJSON_AddItemToArray(subnets, cJSON_CreateString(s));
-    }
+static void reduce_network(cJSON *e, const cJSON *n) {
+  add_string(e, "name", json_str(n, "Name"));
+  cJSON_AddItemToObject(e, "labels", string_object(cJSON_GetObjectItemCaseSensitive(n, "Labels")));
+  cJSON *subnets = cJSON_AddArrayToObject(e, "subnets");
+  const cJSON *cfg;
+  cJSON_ArrayForEach(cfg, cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(n, "IPAM"), "Config")) {
+    const char *s = json_str(cfg, "Subnet");
+    if (s) cJSON_AddItemToArray(subnets, cJSON_CreateString(s));
   }
-  cJSON_Delete(j);
-  return list;
+}
+
+cJSON *docker_network_list(struct docker *d, const struct docker_kv *labels) {
+  dh_begin(d);
+  return get_list(d, "network list", "/networks", labels, reduce_network);
 }
 
 static int network_connect(struct docker *d, const char *op, const char *network, const char *container,
@@ -372,15 +390,9 @@ char *docker_container_create(struct docker *d, const struct docker_container_sp
     cJSON_Delete(net);
   }
   struct dh_request rq = {.op = op, .method = "POST", .path = path, .json = b};
-  cJSON *j;
-  long st = dh_call(d, &rq, OK201, &j);
-  delete_wiping_env(b);
+  char *r = post_for_id(d, &rq, b, "container");
   free(path);
-  if (st < 0) return NULL;
-  const char *id = json_str(j, "Id");
-  char *r = id ? strdup(id) : NULL;
-  cJSON_Delete(j);
-  if (!r) return dh_fail(d, (int)st, "%s: the Docker engine's reply has no container id", op), NULL;
+  if (!r) return NULL;
 
   /* API < 1.44 accepts one network at create; join the others now, and
    * leave nothing behind when one of them fails. */
@@ -439,29 +451,22 @@ cJSON *docker_container_inspect(struct docker *d, const char *id) {
   return container_inspect(d, "container inspect", id);
 }
 
+static void reduce_container(cJSON *e, const cJSON *c) {
+  cJSON *names = cJSON_AddArrayToObject(e, "names");
+  const cJSON *n;
+  cJSON_ArrayForEach(n, cJSON_GetObjectItemCaseSensitive(c, "Names"))
+    if (cJSON_IsString(n)) cJSON_AddItemToArray(names, cJSON_CreateString(n->valuestring + (n->valuestring[0] == '/')));
+  add_string(e, "image", json_str(c, "Image"));
+  add_string(e, "state", json_str(c, "State"));
+  cJSON_AddItemToObject(e, "labels", string_object(cJSON_GetObjectItemCaseSensitive(c, "Labels")));
+  const cJSON *created = cJSON_GetObjectItemCaseSensitive(c, "Created");
+  if (cJSON_IsNumber(created)) cJSON_AddNumberToObject(e, "created", created->valuedouble);
+}
+
 cJSON *docker_container_list(struct docker *d, const struct docker_kv *labels, int all) {
-  static const char op[] = "container list";
   dh_begin(d);
-  cJSON *j = get_list(d, op, all ? "/containers/json?all=1" : "/containers/json?all=0", labels);
-  if (!j) return NULL;
-  cJSON *list = cJSON_CreateArray();
-  const cJSON *c;
-  cJSON_ArrayForEach(c, j) {
-    cJSON *e = cJSON_CreateObject();
-    cJSON_AddItemToArray(list, e);
-    add_string(e, "id", json_str(c, "Id"));
-    cJSON *names = cJSON_AddArrayToObject(e, "names");
-    const cJSON *n;
-    cJSON_ArrayForEach(n, cJSON_GetObjectItemCaseSensitive(c, "Names"))
-      if (cJSON_IsString(n)) cJSON_AddItemToArray(names, cJSON_CreateString(n->valuestring + (n->valuestring[0] == '/')));
-    add_string(e, "image", json_str(c, "Image"));
-    add_string(e, "state", json_str(c, "State"));
-    cJSON_AddItemToObject(e, "labels", string_object(cJSON_GetObjectItemCaseSensitive(c, "Labels")));
-    const cJSON *created = cJSON_GetObjectItemCaseSensitive(c, "Created");
-    if (cJSON_IsNumber(created)) cJSON_AddNumberToObject(e, "created", created->valuedouble);
-  }
-  cJSON_Delete(j);
-  return list;
+  return get_list(d, "container list", all ? "/containers/json?all=1" : "/containers/json?all=0", labels,
+                  reduce_container);
 }
 
 int docker_container_logs(struct docker *d, const char *id, int tail, struct docker_output *o) {
@@ -579,15 +584,8 @@ static char *exec_create(struct docker *d, const char *op, const char *id, const
     return dh_oom(d, op), NULL;
   }
   struct dh_request rq = {.op = op, .method = "POST", .path = path, .json = b, .timeout_ms = timeout_ms};
-  cJSON *j;
-  long st = dh_call(d, &rq, OK201, &j);
-  delete_wiping_env(b);
+  char *exec_id = post_for_id(d, &rq, b, "exec");
   free(path);
-  if (st < 0) return NULL;
-  const char *eid = json_str(j, "Id");
-  char *exec_id = eid ? strdup(eid) : NULL;
-  cJSON_Delete(j);
-  if (!exec_id) dh_fail(d, (int)st, "%s: the Docker engine's reply has no exec id", op);
   return exec_id;
 }
 
