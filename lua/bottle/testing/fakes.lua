@@ -189,7 +189,8 @@ end
 function DOCKER_OPS.container_create(rec, spec)
   for id, c in pairs(rec.containers) do
     if c.name == spec.name then
-      return nil, "container create: " .. string.format(ENGINE_ERRORS.container_conflict, spec.name, id), "CONFLICT", 409
+      return nil, "container create: " .. string.format(ENGINE_ERRORS.container_conflict, spec.name, id),
+        "CONFLICT", 409
     end
   end
   if spec.network and not rec.networks[spec.network] then
