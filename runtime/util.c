@@ -41,6 +41,7 @@ const char *errno_name(int e) {
   case ENAMETOOLONG: return "ENAMETOOLONG";
   case EROFS: return "EROFS";
   case EBUSY: return "EBUSY";
+  case ENXIO: return "ENXIO";
   case EINVAL: return "EINVAL";
   case ENOMEM: return "ENOMEM";
   case EMFILE: return "EMFILE";
