@@ -578,8 +578,9 @@ static int hijack_send(struct docker *d, const char *op, struct hijack *h, const
   return 0;
 }
 
-/* Takes bytes of the answer before the stream starts. 0 to go on, 1 when
- * the answer is complete (an error), -1 on failure (set). */
+/* Takes bytes of the answer before the stream starts (r == 0: the engine
+ * closed). 0 to go on; -1 with the error set, which is also how a complete
+ * error answer ends it. */
 static int hijack_head(struct docker *d, const char *op, struct hijack *h, const char *chunk, size_t r,
                        struct demux *m) {
   buf_addn(&h->head, chunk, r);
@@ -630,7 +631,7 @@ static int hijack_step(struct docker *d, const char *op, struct hijack *h, const
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return 0;
     return dh_fail_code(d, errno_name(errno), "%s: reading from the Docker engine: %s", op, strerror(errno));
   }
-  if (!streaming(h)) return hijack_head(d, op, h, chunk, (size_t)r, m) != 0 ? -1 : 0;
+  if (!streaming(h)) return hijack_head(d, op, h, chunk, (size_t)r, m);
   if (r == 0) return 1;
   return demux_feed(m, chunk, (size_t)r) < 0 ? dh_oom(d, op) : 0;
 }

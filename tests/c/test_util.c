@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -40,7 +41,8 @@ static void test_write_all_short_writes(void) {
       for (ssize_t i = 0; i < r; i++)
         if (chunk[i] != pattern(at + (size_t)i)) _exit(2);
       at += (size_t)r;
-      usleep(200);
+      struct timespec pause = {0, 200000};
+      nanosleep(&pause, NULL);
     }
     _exit(at == N ? 0 : 1);
   }
