@@ -54,35 +54,16 @@ static void *anchor(lua_State *L, size_t size) {
 
 /* The map at t[key] ({name = "value"}) as a key-NULL-terminated array. */
 static struct docker_kv *opt_map(lua_State *L, int idx, const char *fname, const char *key) {
-  int t = lua_getfield(L, idx, key);
-  if (t == LUA_TNIL) {
-    lua_pop(L, 1);
-    return NULL;
-  }
-  if (t != LUA_TTABLE) luaL_error(L, "%s: %s must be a table of name = string", fname, key);
-  int tbl = lua_gettop(L);
+  const char **pairs = lutil_opt_map(L, idx, fname, key);
+  if (!pairs) return NULL;
   size_t n = 0;
-  lua_pushnil(L);
-  while (lua_next(L, tbl)) {
-    lua_pop(L, 1);
-    n++;
-  }
+  while (pairs[2 * n]) n++;
   struct docker_kv *v = anchor(L, sizeof *v * (n + 1));
-  size_t i = 0;
-  lua_pushnil(L);
-  while (lua_next(L, tbl)) {
-    /* Never show the value: env values may be secrets. */
-    if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-      luaL_error(L, "%s: %s must map names to strings (bad entry '%s')", fname, key,
-                 lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2));
-    v[i].key = lua_tostring(L, -2);
-    v[i].value = lua_tostring(L, -1);
-    if (!*v[i].key || strchr(v[i].key, '=')) luaL_error(L, "%s: bad name '%s' in %s", fname, v[i].key, key);
-    i++;
-    lua_pop(L, 1);
+  for (size_t i = 0; i < n; i++) {
+    v[i].key = pairs[2 * i];
+    v[i].value = pairs[2 * i + 1];
   }
-  v[i].key = v[i].value = NULL;
-  lua_remove(L, tbl);
+  v[n].key = v[n].value = NULL;
   return v;
 }
 

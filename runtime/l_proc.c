@@ -27,30 +27,20 @@
 
 extern char **environ;
 
-/* env table {NAME=value} -> "NAME=value" array (anchored in a userdata and a
+/* name, value pairs -> a "NAME=value" array (anchored in a userdata and a
  * table of strings left on the stack). */
-static const char **env_list(lua_State *L, int idx) {
+static const char **env_list(lua_State *L, const char **pairs) {
   int n = 0;
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    n++;
-  }
+  while (pairs[2 * n]) n++;
   const char **v = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
   lua_createtable(L, n, 0);
-  int i = 0, holder = lua_gettop(L);
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-      luaL_error(L, "proc.run: env must map names to strings");
-    const char *name = lua_tostring(L, -2);
-    if (!*name || strchr(name, '=')) luaL_error(L, "proc.run: bad environment name '%s'", name);
-    lua_pushfstring(L, "%s=%s", name, lua_tostring(L, -1));
+  int holder = lua_gettop(L);
+  for (int i = 0; i < n; i++) {
+    lua_pushfstring(L, "%s=%s", pairs[2 * i], pairs[2 * i + 1]);
     v[i] = lua_tostring(L, -1);
-    lua_rawseti(L, holder, ++i);
-    lua_pop(L, 1);
+    lua_rawseti(L, holder, i + 1);
   }
-  v[i] = NULL;
+  v[n] = NULL;
   return v;
 }
 
@@ -110,8 +100,8 @@ static int l_run(lua_State *L) {
 
   spec.argv = lutil_opt_list(L, 1, "proc.run", "argv");
   if (!spec.argv || !spec.argv[0]) luaL_error(L, "proc.run: argv must be a non-empty list of strings");
-  if (lua_getfield(L, 1, "env") == LUA_TTABLE) spec.envp = env_list(L, lua_gettop(L) - 0);
-  else if (!lua_isnil(L, -1)) luaL_error(L, "proc.run: env must be a table");
+  const char **env = lutil_opt_map(L, 1, "proc.run", "env");
+  if (env) spec.envp = env_list(L, env);
   int t = lua_getfield(L, 1, "stdin");
   if (t == LUA_TSTRING) spec.input = lua_tolstring(L, -1, &spec.input_len);
   else if (t != LUA_TNIL) luaL_error(L, "proc.run: stdin must be a string");

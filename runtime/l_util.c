@@ -92,6 +92,40 @@ const char **lutil_opt_list(lua_State *L, int idx, const char *fname, const char
   return v;
 }
 
+const char **lutil_opt_map(lua_State *L, int idx, const char *fname, const char *key) {
+  idx = lua_absindex(L, idx);
+  int t = lua_getfield(L, idx, key);
+  if (t == LUA_TNIL) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  if (t != LUA_TTABLE) luaL_error(L, "%s: %s must be a table of name = string", fname, key);
+  int tbl = lua_gettop(L);
+  size_t n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, tbl)) {
+    lua_pop(L, 1);
+    n++;
+  }
+  luaL_checkstack(L, 4, "too many options");
+  const char **v = lua_newuserdatauv(L, sizeof(char *) * (2 * n + 1), 0);
+  size_t i = 0;
+  lua_pushnil(L);
+  while (lua_next(L, tbl)) {
+    if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "%s: %s must map names to strings (bad entry '%s')", fname, key,
+                 lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2));
+    const char *name = lua_tostring(L, -2);
+    if (!*name || strchr(name, '=')) luaL_error(L, "%s: bad name '%s' in %s", fname, name, key);
+    v[i++] = name;
+    v[i++] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  v[i] = NULL;
+  lua_remove(L, tbl); /* the map stays referenced by the options table */
+  return v;
+}
+
 int lutil_fail(lua_State *L, const char *message, const char *code) {
   lua_pushnil(L);
   lua_pushstring(L, message);

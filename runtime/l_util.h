@@ -33,6 +33,12 @@ lua_Integer lutil_opt_int(lua_State *L, int idx, const char *fname, const char *
  * NULL when absent. */
 const char **lutil_opt_list(lua_State *L, int idx, const char *fname, const char *key);
 
+/* A map of names to strings ({NAME = "value"}) as a flat NULL-terminated
+ * array name, value, name, value, ... (anchored on the stack), or NULL when
+ * absent. Names must be non-empty and without '='. Values are never shown
+ * in a message: env values may be secrets. */
+const char **lutil_opt_map(lua_State *L, int idx, const char *fname, const char *key);
+
 /* The expected-failure return every rt.* binding uses: pushes nil,
  * message, code and returns 3. */
 int lutil_fail(lua_State *L, const char *message, const char *code);
