@@ -7,7 +7,7 @@
  * One `struct docker` is one connection: it finds the socket (DOCKER_HOST
  * unix://PATH, else /var/run/docker.sock, else Docker Desktop's
  * ~/.docker/run/docker.sock) on first use, negotiates the API version once
- * (the lower of the engine's and DOCKER_API_MAX) and keeps the connection
+ * (the lower of the engine's and 1.DOCKER_API_MAX_MINOR) and keeps the connection
  * alive between calls. docker_reset() forgets all of that, so the next call
  * reads DOCKER_HOST again. No `docker` program is ever run.
  *
