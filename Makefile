@@ -72,15 +72,23 @@ $(BUILD)/bottle: $(BIND_OBJ) $(BUILD)/libcore.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(BIND_OBJ) $(BUILD)/libcore.a $(LDLIBS)
 
 # bottle-init is the sidecar bundle's PID 1: plain C, no Lua, no libraries.
-# It shares the unix socket relay (runtime/relay.c) with bottle itself.
-INIT_SRC := $(filter-out runtime/init/main.c, $(wildcard runtime/init/*.c)) runtime/relay.c
-$(BUILD)/bottle-init: $(wildcard runtime/init/*.c runtime/init/*.h) runtime/relay.c runtime/relay.h
+# It shares runtime/util.c (libc only) and the unix socket relay
+# (runtime/relay.c) with the binary.
+INIT_SHARED := runtime/util.c runtime/relay.c
+INIT_SRC := $(filter-out runtime/init/main.c, $(wildcard runtime/init/*.c)) $(INIT_SHARED)
+$(BUILD)/bottle-init: $(wildcard runtime/init/*.c runtime/init/*.h) $(INIT_SHARED) runtime/util.h runtime/relay.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(OPT) $(WARN) $(filter-out $(PKG_CFLAGS),$(CFLAGS)) $(LDFLAGS) -o $@ $(wildcard runtime/init/*.c) runtime/relay.c
+	$(CC) $(CSTD) $(OPT) $(WARN) $(filter-out $(PKG_CFLAGS),$(CFLAGS)) $(LDFLAGS) -o $@ $(wildcard runtime/init/*.c) $(INIT_SHARED)
 
-$(BUILD)/tests/test_init%: tests/c/test_init%.c $(wildcard runtime/init/*.c runtime/init/*.h) runtime/relay.c tests/c/tap.h
+$(BUILD)/tests/test_init%: tests/c/test_init%.c $(INIT_SRC) $(wildcard runtime/init/*.h) runtime/util.h runtime/relay.h tests/c/tap.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Iruntime/init -Itests/c $(LDFLAGS) -o $@ $< $(INIT_SRC)
+
+# test_docker also builds the engine calls only it needs on the transport.
+$(BUILD)/tests/test_docker: tests/c/test_docker.c tests/c/docker_testapi.c tests/c/docker_testapi.h \
+                            $(BUILD)/libcore.a tests/c/tap.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/c $(LDFLAGS) -o $@ tests/c/test_docker.c tests/c/docker_testapi.c $(BUILD)/libcore.a $(LDLIBS)
 
 $(BUILD)/tests/%: tests/c/%.c $(BUILD)/libcore.a tests/c/tap.h
 	@mkdir -p $(dir $@)

@@ -25,6 +25,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "util.h"
+
 #define DEFAULT_DAYS 30
 #define MAX_DAYS 36500
 /* Guests and the host disagree about the time by seconds to minutes; an
@@ -34,22 +36,6 @@
 #define MAX_READ (64 << 20) /* no trust file is anywhere near this */
 
 /* ---- errors ------------------------------------------------------------ */
-
-static const char *errno_code(int e) {
-  switch (e) {
-  case ENOENT: return "ENOENT";
-  case EEXIST: return "EEXIST";
-  case EACCES: return "EACCES";
-  case EPERM: return "EPERM";
-  case ENOTDIR: return "ENOTDIR";
-  case EISDIR: return "EISDIR";
-  case ENOSPC: return "ENOSPC";
-  case EROFS: return "EROFS";
-  case ELOOP: return "ELOOP";
-  case ENAMETOOLONG: return "ENAMETOOLONG";
-  default: return "EIO";
-  }
-}
 
 __attribute__((format(printf, 3, 4))) static int fail(struct ca_error *err, const char *code,
                                                       const char *fmt, ...) {
@@ -62,7 +48,7 @@ __attribute__((format(printf, 3, 4))) static int fail(struct ca_error *err, cons
 }
 
 static int fail_errno(struct ca_error *err, int e, const char *what, const char *path) {
-  return fail(err, errno_code(e), "%s %s: %s", what, path, strerror(e));
+  return fail(err, errno_name(e), "%s %s: %s", what, path, strerror(e));
 }
 
 static void clear_error(struct ca_error *err) {
@@ -132,20 +118,6 @@ static int create_temp(const char *path, mode_t mode, char *tmp, size_t tmpsz) {
     if (fd >= 0 || errno != EEXIST) return fd;
   }
   return -1;
-}
-
-static int write_all(int fd, const void *data, size_t len) {
-  const char *p = data;
-  while (len > 0) {
-    ssize_t w = write(fd, p, len);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    p += w;
-    len -= (size_t)w;
-  }
-  return 0;
 }
 
 /* Reads a whole regular file (NUL-terminated for convenience). */
@@ -473,7 +445,7 @@ int ca_system_roots(char *buf, size_t bufsz, struct ca_error *err) {
     struct stat st;
     if (stat(env, &st) < 0) {
       int e = errno;
-      return fail(err, errno_code(e), "system roots: %s=%s: %s", env_name, env, strerror(e));
+      return fail(err, errno_name(e), "system roots: %s=%s: %s", env_name, env, strerror(e));
     }
     if (!S_ISREG(st.st_mode)) return fail(err, "EINVAL", "system roots: %s=%s: not a regular file", env_name, env);
     if (snprintf(buf, bufsz, "%s", env) >= (int)bufsz) return fail(err, "ENAMETOOLONG", "system roots: path too long");

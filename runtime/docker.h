@@ -1,18 +1,26 @@
 /* docker.h: a client of the Docker Engine API over its unix socket. Pure C,
- * no Lua: libcurl speaks HTTP, cJSON builds and reads the bodies.
+ * no Lua: libcurl speaks HTTP, cJSON builds and reads the bodies. The
+ * transport (connection, requests, the hijacked exec stream) is
+ * docker_http.c; the API objects below it are docker.c; the stream
+ * demultiplexer is demux.h.
  *
  * One `struct docker` is one connection: it finds the socket (DOCKER_HOST
  * unix://PATH, else /var/run/docker.sock, else Docker Desktop's
  * ~/.docker/run/docker.sock) on first use, negotiates the API version once
- * (the lower of the engine's and DOCKER_API_MAX) and keeps the connection
+ * (the lower of the engine's and 1.DOCKER_API_MAX_MINOR) and keeps the connection
  * alive between calls. docker_reset() forgets all of that, so the next call
  * reads DOCKER_HOST again. No `docker` program is ever run.
  *
  * Every call has a timeout and gives up promptly when the `pending_signal`
  * callback reports a signal. A failed call returns NULL / -1 and leaves
- * "<operation>: <the engine's own message>" in docker_errmsg() with the HTTP
- * status in docker_status() (0 for a transport failure or a timeout), and
- * docker_interrupted() set when a signal stopped it. Request bodies (which
+ * "<operation>: <the engine's own message>" in docker_errmsg(), a string
+ * code in docker_code() and the HTTP status in docker_status() (0 when no
+ * answer came), and docker_interrupted() set when a signal stopped it.
+ * Codes: an answer's status gives "BAD_REQUEST" (400), "FORBIDDEN" (401,
+ * 403), "NOT_FOUND" (404), "CONFLICT" (409), else "ENGINE_ERROR" (also a
+ * 2xx answer that makes no sense); without an answer the code is errno
+ * style ("ECONNREFUSED", "ENOENT", "EACCES", "ENOMEM", "EINVAL" ...),
+ * "TIMEOUT" for a timeout and "EINTR" for a signal. Request bodies (which
  * carry env values) are never logged; with log level trace every call is
  * logged as `docker METHOD PATH`.
  *
@@ -38,9 +46,13 @@ void docker_free(struct docker *d);
 /* Drops the connection and the negotiated version. */
 void docker_reset(struct docker *d);
 
-/* The last failure. The message is valid until the next call on `d`. */
+/* The last failure. The message is valid until the next call on `d`;
+ * codes are static strings. */
 const char *docker_errmsg(const struct docker *d);
+const char *docker_code(const struct docker *d);
 int docker_status(const struct docker *d);
+/* The code an engine answer with this HTTP status fails with. */
+const char *docker_status_code(int status);
 int docker_interrupted(const struct docker *d);
 /* Socket path in use (resolving it if needed), or NULL with the error set. */
 const char *docker_socket(struct docker *d);
@@ -109,7 +121,8 @@ struct docker_exec_spec {
   int timeout_ms; /* 0: DOCKER_DEFAULT_TIMEOUT_MS; < 0: no limit */
 };
 
-/* Captured streams (NUL-terminated, never NULL after success) and an exit code. */
+/* Captured streams (NUL-terminated, never NULL after success) and an exit
+ * code. Filled by docker_exec / docker_container_logs, freed by the caller. */
 struct docker_output {
   char *out, *err;
   size_t out_len, err_len;
@@ -128,8 +141,6 @@ int docker_network_remove(struct docker *d, const char *name); /* missing: succe
 cJSON *docker_network_inspect(struct docker *d, const char *name);
 /* [{"id", "name", "labels": {}, "subnets": []}], all networks when labels is NULL/empty */
 cJSON *docker_network_list(struct docker *d, const struct docker_kv *labels);
-int docker_network_connect(struct docker *d, const char *network, const char *container,
-                           const char *ip, const char *const *aliases);
 
 /* Returns the container id. When joining spec->networks fails, the
  * container is removed before the error is returned. */
@@ -155,11 +166,6 @@ int docker_exec(struct docker *d, const char *id, const struct docker_exec_spec 
 int docker_image_exists(struct docker *d, const char *ref);
 /* {"id", "repo_tags": [], "created", "labels": {}}, or NULL (404 when absent). */
 cJSON *docker_image_inspect(struct docker *d, const char *ref);
-/* Imports a root filesystem tarball as repo:tag, applying Dockerfile
- * `changes` (e.g. "USER node"). Returns the image id. */
-char *docker_image_import(struct docker *d, const char *tar_path, const char *repo, const char *tag,
-                          const char *const *changes);
-int docker_image_remove(struct docker *d, const char *ref, int force); /* missing: success */
 /* Writes `docker save` of ref (a tar) to out_path (created 0600, must not
  * exist); removed again on failure. */
 int docker_image_save(struct docker *d, const char *ref, const char *out_path);

@@ -14,24 +14,7 @@
 #include "l_util.h"
 #include "ca.h"
 
-/* Field `name` of the options table at idx as a string; NULL when absent
- * and optional. The string stays referenced by the table. */
-static const char *string_field(lua_State *L, int idx, const char *fname, const char *name, int required) {
-  int t = lua_getfield(L, idx, name);
-  const char *s = NULL;
-  if (t == LUA_TSTRING) s = lua_tostring(L, -1);
-  else if (t != LUA_TNIL || required) luaL_error(L, "%s: %s must be a string", fname, name);
-  lua_pop(L, 1);
-  if (s && required && !*s) luaL_error(L, "%s: %s must not be empty", fname, name);
-  return s;
-}
-
-static int push_failure(lua_State *L, const struct ca_error *err) {
-  lua_pushnil(L);
-  lua_pushstring(L, err->message);
-  lua_pushstring(L, err->code);
-  return 3;
-}
+static int push_failure(lua_State *L, const struct ca_error *err) { return lutil_fail(L, err->message, err->code); }
 
 static const char *const mint_fields[] = {"dir", "name", "common_name", "days", "key", "overwrite", NULL};
 
@@ -40,28 +23,21 @@ static int l_mint(lua_State *L) {
   lutil_check_fields(L, 1, "ca.mint", mint_fields);
   struct ca_mint_spec spec;
   memset(&spec, 0, sizeof spec);
-  spec.dir = string_field(L, 1, "ca.mint", "dir", 1);
-  spec.name = string_field(L, 1, "ca.mint", "name", 1);
-  spec.common_name = string_field(L, 1, "ca.mint", "common_name", 0);
+  spec.dir = lutil_req_str(L, 1, "ca.mint", "dir");
+  spec.name = lutil_req_str(L, 1, "ca.mint", "name");
+  spec.common_name = lutil_opt_str(L, 1, "ca.mint", "common_name");
 
-  int t = lua_getfield(L, 1, "days");
-  if (t != LUA_TNIL) {
-    if (!lua_isinteger(L, -1)) luaL_error(L, "ca.mint: days must be an integer");
-    lua_Integer d = lua_tointeger(L, -1);
-    if (d < 1 || d > 36500) luaL_error(L, "ca.mint: days must be between 1 and 36500");
-    spec.days = (int)d;
-  }
-  lua_pop(L, 1);
+  lua_Integer days = lutil_opt_int(L, 1, "ca.mint", "days", LUA_MININTEGER);
+  if (days != LUA_MININTEGER && (days < 1 || days > 36500))
+    luaL_error(L, "ca.mint: days must be between 1 and 36500");
+  spec.days = days == LUA_MININTEGER ? 0 : (int)days;
 
-  const char *key = string_field(L, 1, "ca.mint", "key", 0);
+  const char *key = lutil_opt_str(L, 1, "ca.mint", "key");
   if (!key || strcmp(key, "ec-p256") == 0) spec.key = CA_KEY_EC_P256;
   else if (strcmp(key, "rsa-2048") == 0) spec.key = CA_KEY_RSA_2048;
   else luaL_error(L, "ca.mint: key must be \"ec-p256\" or \"rsa-2048\", not \"%s\"", key);
 
-  t = lua_getfield(L, 1, "overwrite");
-  if (t != LUA_TNIL && t != LUA_TBOOLEAN) luaL_error(L, "ca.mint: overwrite must be a boolean");
-  spec.overwrite = lua_toboolean(L, -1);
-  lua_pop(L, 1);
+  spec.overwrite = lutil_opt_bool(L, 1, "ca.mint", "overwrite", 0);
 
   struct ca_minted out;
   struct ca_error err;
@@ -83,35 +59,11 @@ static const char *const bundle_fields[] = {"out", "extra", "mode", NULL};
 static int l_bundle(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lutil_check_fields(L, 1, "ca.bundle", bundle_fields);
-  const char *out = string_field(L, 1, "ca.bundle", "out", 1);
+  const char *out = lutil_req_str(L, 1, "ca.bundle", "out");
 
-  lua_Integer mode = 0644;
-  int t = lua_getfield(L, 1, "mode");
-  if (t != LUA_TNIL) {
-    if (!lua_isinteger(L, -1)) luaL_error(L, "ca.bundle: mode must be an integer");
-    mode = lua_tointeger(L, -1);
-    if (mode < 0 || mode > 0777) luaL_error(L, "ca.bundle: mode out of range");
-  }
-  lua_pop(L, 1);
-
-  /* The path array lives in a userdata; the strings stay referenced by the
-   * extra table, which stays on the stack. */
-  const char **extra = NULL;
-  t = lua_getfield(L, 1, "extra");
-  if (t == LUA_TTABLE) {
-    int tbl = lua_gettop(L);
-    lua_Integer n = luaL_len(L, tbl);
-    if (n < 0 || n > 10000) luaL_error(L, "ca.bundle: extra has a bad length");
-    extra = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
-    for (lua_Integer i = 1; i <= n; i++) {
-      if (lua_rawgeti(L, tbl, i) != LUA_TSTRING) luaL_error(L, "ca.bundle: extra[%d] must be a string", (int)i);
-      extra[i - 1] = lua_tostring(L, -1);
-      lua_pop(L, 1);
-    }
-    extra[n] = NULL;
-  } else if (t != LUA_TNIL) {
-    luaL_error(L, "ca.bundle: extra must be a list of paths");
-  }
+  lua_Integer mode = lutil_opt_int(L, 1, "ca.bundle", "mode", 0644);
+  if (mode < 0 || mode > 0777) luaL_error(L, "ca.bundle: mode out of range");
+  const char **extra = lutil_opt_list(L, 1, "ca.bundle", "extra");
 
   struct ca_error err;
   if (ca_bundle(out, extra, (mode_t)mode, &err) < 0) return push_failure(L, &err);

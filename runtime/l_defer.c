@@ -15,6 +15,7 @@
 
 #include "bindings.h"
 #include "host.h"
+#include "l_util.h"
 #include "log.h"
 
 #define SCOPE_MT "rt.defer.scope"
@@ -117,9 +118,8 @@ static int l_close(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  lua_pushnil(L);
-  lua_pushfstring(L, "cleanup failed: %s", lua_tostring(L, -2));
-  return 2;
+  lua_pushfstring(L, "cleanup failed: %s", lua_tostring(L, -1));
+  return lutil_fail(L, lua_tostring(L, -1), "ECLEANUP");
 }
 
 /* __close(scope, err): an error while closing is raised, combined with the

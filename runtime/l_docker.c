@@ -2,8 +2,10 @@
  *
  * Thin by design: it checks option tables (unknown keys raise), turns them
  * into docker.c specs, and turns answers back into tables. Expected failures
- * return nil, "<operation>: <engine message>", <http status or 0>; a signal
- * that stopped a call is raised as an interrupt. One connection per Lua
+ * return nil, "<operation>: <engine message>", code, http status: code is
+ * docker_code()'s string ("NOT_FOUND", "CONFLICT", "ECONNREFUSED" ...), the
+ * status 0 when no answer came. A signal that stopped a call is raised as
+ * an interrupt. One connection per Lua
  * state, closed with it; rt.docker.reset() drops it so the next call reads
  * DOCKER_HOST again. The full API is in docs/api.md (## rt.docker). */
 #include <stdlib.h>
@@ -34,112 +36,34 @@ static int conn_gc(lua_State *L) {
   return 0;
 }
 
-/* nil, message, status; or the interrupt raised when a signal stopped it. */
+/* nil, message, code, HTTP status (0: no answer); or the interrupt raised
+ * when a signal stopped it. */
 static int failure(lua_State *L, struct docker *d) {
   if (docker_interrupted(d)) return host_raise_interrupt(L);
-  lua_pushnil(L);
-  lua_pushstring(L, docker_errmsg(d));
+  lutil_fail(L, docker_errmsg(d), docker_code(d));
   lua_pushinteger(L, docker_status(d));
-  return 3;
+  return 4;
 }
 
 /* ---- option tables ---- */
-
-/* An optional options table at `idx`: checked, or an empty one put there. */
-static void opt_table(lua_State *L, int idx, const char *fname, const char *const *allowed) {
-  if (lua_isnoneornil(L, idx)) {
-    if (lua_gettop(L) < idx) lua_settop(L, idx);
-    lua_newtable(L);
-    lua_replace(L, idx);
-    return;
-  }
-  luaL_checktype(L, idx, LUA_TTABLE);
-  lutil_check_fields(L, idx, fname, allowed);
-}
-
-/* Strings below stay owned by the options table (an argument, so alive for
- * the whole call); arrays of pointers live in userdata left on the stack. */
-static const char *opt_str(lua_State *L, int idx, const char *fname, const char *key) {
-  int t = lua_getfield(L, idx, key);
-  const char *s = t == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-  if (t != LUA_TSTRING && t != LUA_TNIL) luaL_error(L, "%s: %s must be a string", fname, key);
-  lua_pop(L, 1);
-  return s;
-}
-
-static int opt_bool(lua_State *L, int idx, const char *fname, const char *key, int def) {
-  int t = lua_getfield(L, idx, key);
-  int v = t == LUA_TNIL ? def : lua_toboolean(L, -1);
-  if (t != LUA_TBOOLEAN && t != LUA_TNIL) luaL_error(L, "%s: %s must be a boolean", fname, key);
-  lua_pop(L, 1);
-  return v;
-}
-
-static lua_Integer opt_int(lua_State *L, int idx, const char *fname, const char *key, lua_Integer def) {
-  lua_getfield(L, idx, key);
-  int isnum;
-  lua_Integer v = lua_tointegerx(L, -1, &isnum);
-  if (!isnum && !lua_isnil(L, -1)) luaL_error(L, "%s: %s must be an integer", fname, key);
-  lua_pop(L, 1);
-  return isnum ? v : def;
-}
 
 static void *anchor(lua_State *L, size_t size) {
   luaL_checkstack(L, 4, "docker: too many options");
   return lua_newuserdatauv(L, size, 0);
 }
 
-/* The list at t[key] as a NULL-terminated array, or NULL when absent. */
-static const char **opt_list(lua_State *L, int idx, const char *fname, const char *key) {
-  int t = lua_getfield(L, idx, key);
-  if (t == LUA_TNIL) {
-    lua_pop(L, 1);
-    return NULL;
-  }
-  if (t != LUA_TTABLE) luaL_error(L, "%s: %s must be a list of strings", fname, key);
-  lua_Integer n = luaL_len(L, -1);
-  const char **v = anchor(L, sizeof(char *) * (size_t)(n + 1));
-  for (lua_Integer i = 1; i <= n; i++) {
-    if (lua_rawgeti(L, -2, i) != LUA_TSTRING) luaL_error(L, "%s: %s[%d] must be a string", fname, key, (int)i);
-    v[i - 1] = lua_tostring(L, -1);
-    lua_pop(L, 1);
-  }
-  v[n] = NULL;
-  lua_remove(L, -2); /* the list stays referenced by the options table */
-  return v;
-}
-
 /* The map at t[key] ({name = "value"}) as a key-NULL-terminated array. */
 static struct docker_kv *opt_map(lua_State *L, int idx, const char *fname, const char *key) {
-  int t = lua_getfield(L, idx, key);
-  if (t == LUA_TNIL) {
-    lua_pop(L, 1);
-    return NULL;
-  }
-  if (t != LUA_TTABLE) luaL_error(L, "%s: %s must be a table of name = string", fname, key);
-  int tbl = lua_gettop(L);
+  const char **pairs = lutil_opt_map(L, idx, fname, key);
+  if (!pairs) return NULL;
   size_t n = 0;
-  lua_pushnil(L);
-  while (lua_next(L, tbl)) {
-    lua_pop(L, 1);
-    n++;
-  }
+  while (pairs[2 * n]) n++;
   struct docker_kv *v = anchor(L, sizeof *v * (n + 1));
-  size_t i = 0;
-  lua_pushnil(L);
-  while (lua_next(L, tbl)) {
-    /* Never show the value: env values may be secrets. */
-    if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-      luaL_error(L, "%s: %s must map names to strings (bad entry '%s')", fname, key,
-                 lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2));
-    v[i].key = lua_tostring(L, -2);
-    v[i].value = lua_tostring(L, -1);
-    if (!*v[i].key || strchr(v[i].key, '=')) luaL_error(L, "%s: bad name '%s' in %s", fname, v[i].key, key);
-    i++;
-    lua_pop(L, 1);
+  for (size_t i = 0; i < n; i++) {
+    v[i].key = pairs[2 * i];
+    v[i].value = pairs[2 * i + 1];
   }
-  v[i].key = v[i].value = NULL;
-  lua_remove(L, tbl);
+  v[n].key = v[n].value = NULL;
   return v;
 }
 
@@ -261,12 +185,12 @@ static int l_network_create(lua_State *L) {
   lutil_check_fields(L, 1, fn, network_create_fields);
   struct docker_network_spec s;
   memset(&s, 0, sizeof s);
-  s.name = opt_str(L, 1, fn, "name");
+  s.name = lutil_opt_str(L, 1, fn, "name");
   if (!s.name || !*s.name) return luaL_error(L, "%s: name is required", fn);
-  s.subnet = opt_str(L, 1, fn, "subnet");
-  s.gateway = opt_str(L, 1, fn, "gateway");
-  s.driver = opt_str(L, 1, fn, "driver");
-  s.internal = opt_bool(L, 1, fn, "internal", 0);
+  s.subnet = lutil_opt_str(L, 1, fn, "subnet");
+  s.gateway = lutil_opt_str(L, 1, fn, "gateway");
+  s.driver = lutil_opt_str(L, 1, fn, "driver");
+  s.internal = lutil_opt_bool(L, 1, fn, "internal", 0);
   s.labels = opt_map(L, 1, fn, "labels");
   struct docker *d = conn(L);
   return string_result(L, d, docker_network_create(d, &s));
@@ -288,23 +212,10 @@ static const char *const labels_field[] = {"labels", NULL};
 
 static int l_network_list(lua_State *L) {
   static const char fn[] = "docker.network_list";
-  opt_table(L, 1, fn, labels_field);
+  lutil_opt_table(L, 1, fn, labels_field);
   struct docker_kv *labels = opt_map(L, 1, fn, "labels");
   struct docker *d = conn(L);
   return json_result(L, d, docker_network_list(d, labels));
-}
-
-static const char *const connect_fields[] = {"aliases", "ip", NULL};
-
-static int l_network_connect(lua_State *L) {
-  static const char fn[] = "docker.network_connect";
-  const char *network = luaL_checkstring(L, 1);
-  const char *container = luaL_checkstring(L, 2);
-  opt_table(L, 3, fn, connect_fields);
-  const char **aliases = opt_list(L, 3, fn, "aliases");
-  const char *ip = opt_str(L, 3, fn, "ip");
-  struct docker *d = conn(L);
-  return ok_result(L, d, docker_network_connect(d, network, container, ip, aliases));
 }
 
 /* ---- containers ---- */
@@ -314,10 +225,10 @@ static const char *const endpoint_fields[] = {"name", "aliases", "ip", NULL};
 static void each_endpoint(lua_State *L, int item, const char *where, void *out) {
   struct docker_endpoint *e = out;
   lutil_check_fields(L, item, where, endpoint_fields);
-  e->name = opt_str(L, item, where, "name");
+  e->name = lutil_opt_str(L, item, where, "name");
   if (!e->name || !*e->name) luaL_error(L, "%s: name is required", where);
-  e->ip = opt_str(L, item, where, "ip");
-  e->aliases = opt_list(L, item, where, "aliases");
+  e->ip = lutil_opt_str(L, item, where, "ip");
+  e->aliases = lutil_opt_list(L, item, where, "aliases");
   /* The aliases array is anchored above the item: move it below so the
    * caller's pop removes the item, not the anchor. */
   if (e->aliases) lua_insert(L, item);
@@ -328,11 +239,11 @@ static const char *const bind_fields[] = {"host", "container", "ro", NULL};
 static void each_bind(lua_State *L, int item, const char *where, void *out) {
   struct docker_bind *b = out;
   lutil_check_fields(L, item, where, bind_fields);
-  b->host = opt_str(L, item, where, "host");
-  b->container = opt_str(L, item, where, "container");
+  b->host = lutil_opt_str(L, item, where, "host");
+  b->container = lutil_opt_str(L, item, where, "container");
   if (!b->host || !*b->host || !b->container || !*b->container)
     luaL_error(L, "%s: host and container paths are required", where);
-  b->ro = opt_bool(L, item, where, "ro", 0);
+  b->ro = lutil_opt_bool(L, item, where, "ro", 0);
 }
 
 static const char *const publish_fields[] = {"port", "host_ip", "host_port", NULL};
@@ -340,13 +251,13 @@ static const char *const publish_fields[] = {"port", "host_ip", "host_port", NUL
 static void each_publish(lua_State *L, int item, const char *where, void *out) {
   struct docker_publish *p = out;
   lutil_check_fields(L, item, where, publish_fields);
-  lua_Integer port = opt_int(L, item, where, "port", 0);
-  lua_Integer host_port = opt_int(L, item, where, "host_port", 0);
+  lua_Integer port = lutil_opt_int(L, item, where, "port", 0);
+  lua_Integer host_port = lutil_opt_int(L, item, where, "host_port", 0);
   if (port < 1 || port > 65535) luaL_error(L, "%s: port must be 1..65535", where);
   if (host_port < 0 || host_port > 65535) luaL_error(L, "%s: host_port must be 0..65535", where);
   p->port = (int)port;
   p->host_port = (int)host_port;
-  p->host_ip = opt_str(L, item, where, "host_ip");
+  p->host_ip = lutil_opt_str(L, item, where, "host_ip");
 }
 
 static const char *const create_fields[] = {
@@ -360,28 +271,28 @@ static int l_container_create(lua_State *L) {
   lutil_check_fields(L, 1, fn, create_fields);
   struct docker_container_spec s;
   memset(&s, 0, sizeof s);
-  s.name = opt_str(L, 1, fn, "name");
-  s.image = opt_str(L, 1, fn, "image");
+  s.name = lutil_opt_str(L, 1, fn, "name");
+  s.image = lutil_opt_str(L, 1, fn, "image");
   if (!s.image || !*s.image) return luaL_error(L, "%s: image is required", fn);
-  s.cmd = opt_list(L, 1, fn, "cmd");
-  s.entrypoint = opt_list(L, 1, fn, "entrypoint");
+  s.cmd = lutil_opt_list(L, 1, fn, "cmd");
+  s.entrypoint = lutil_opt_list(L, 1, fn, "entrypoint");
   s.env = opt_map(L, 1, fn, "env");
   s.labels = opt_map(L, 1, fn, "labels");
-  s.network = opt_str(L, 1, fn, "network");
-  s.ip = opt_str(L, 1, fn, "ip");
-  s.aliases = opt_list(L, 1, fn, "aliases");
+  s.network = lutil_opt_str(L, 1, fn, "network");
+  s.ip = lutil_opt_str(L, 1, fn, "ip");
+  s.aliases = lutil_opt_list(L, 1, fn, "aliases");
   if ((s.ip || s.aliases) && !s.network) return luaL_error(L, "%s: ip and aliases need network", fn);
   s.networks = opt_records(L, 1, fn, "networks", sizeof(struct docker_endpoint), each_endpoint);
   s.binds = opt_records(L, 1, fn, "binds", sizeof(struct docker_bind), each_bind);
   s.publish = opt_records(L, 1, fn, "publish", sizeof(struct docker_publish), each_publish);
-  s.extra_hosts = opt_list(L, 1, fn, "extra_hosts");
-  s.user = opt_str(L, 1, fn, "user");
-  s.workdir = opt_str(L, 1, fn, "workdir");
-  s.network_mode = opt_str(L, 1, fn, "network_mode");
-  s.tty = opt_bool(L, 1, fn, "tty", 0);
-  s.open_stdin = opt_bool(L, 1, fn, "open_stdin", 0);
-  s.init = opt_bool(L, 1, fn, "init", 0);
-  s.cap_add = opt_list(L, 1, fn, "cap_add");
+  s.extra_hosts = lutil_opt_list(L, 1, fn, "extra_hosts");
+  s.user = lutil_opt_str(L, 1, fn, "user");
+  s.workdir = lutil_opt_str(L, 1, fn, "workdir");
+  s.network_mode = lutil_opt_str(L, 1, fn, "network_mode");
+  s.tty = lutil_opt_bool(L, 1, fn, "tty", 0);
+  s.open_stdin = lutil_opt_bool(L, 1, fn, "open_stdin", 0);
+  s.init = lutil_opt_bool(L, 1, fn, "init", 0);
+  s.cap_add = lutil_opt_list(L, 1, fn, "cap_add");
   struct docker *d = conn(L);
   return string_result(L, d, docker_container_create(d, &s));
 }
@@ -405,9 +316,9 @@ static const char *const remove_fields[] = {"force", "volumes", NULL};
 static int l_container_remove(lua_State *L) {
   static const char fn[] = "docker.container_remove";
   const char *id = luaL_checkstring(L, 1);
-  opt_table(L, 2, fn, remove_fields);
-  int force = opt_bool(L, 2, fn, "force", 0);
-  int volumes = opt_bool(L, 2, fn, "volumes", 0);
+  lutil_opt_table(L, 2, fn, remove_fields);
+  int force = lutil_opt_bool(L, 2, fn, "force", 0);
+  int volumes = lutil_opt_bool(L, 2, fn, "volumes", 0);
   struct docker *d = conn(L);
   return ok_result(L, d, docker_container_remove(d, id, force, volumes));
 }
@@ -422,9 +333,9 @@ static const char *const list_fields[] = {"labels", "all", NULL};
 
 static int l_container_list(lua_State *L) {
   static const char fn[] = "docker.container_list";
-  opt_table(L, 1, fn, list_fields);
+  lutil_opt_table(L, 1, fn, list_fields);
   struct docker_kv *labels = opt_map(L, 1, fn, "labels");
-  int all = opt_bool(L, 1, fn, "all", 0);
+  int all = lutil_opt_bool(L, 1, fn, "all", 0);
   struct docker *d = conn(L);
   return json_result(L, d, docker_container_list(d, labels, all));
 }
@@ -434,8 +345,8 @@ static const char *const logs_fields[] = {"tail", NULL};
 static int l_container_logs(lua_State *L) {
   static const char fn[] = "docker.container_logs";
   const char *id = luaL_checkstring(L, 1);
-  opt_table(L, 2, fn, logs_fields);
-  lua_Integer tail = opt_int(L, 2, fn, "tail", -1);
+  lutil_opt_table(L, 2, fn, logs_fields);
+  lua_Integer tail = lutil_opt_int(L, 2, fn, "tail", -1);
   if (tail < -1 || tail > 1000000000) luaL_error(L, "%s: tail must be a count of lines", fn);
   struct docker *d = conn(L);
   struct docker_output o;
@@ -485,16 +396,16 @@ static int l_exec(lua_State *L) {
   lutil_check_fields(L, 2, fn, exec_fields);
   struct docker_exec_spec s;
   memset(&s, 0, sizeof s);
-  s.cmd = opt_list(L, 2, fn, "cmd");
+  s.cmd = lutil_opt_list(L, 2, fn, "cmd");
   if (!s.cmd || !s.cmd[0]) return luaL_error(L, "%s: cmd must be a non-empty list of strings", fn);
   s.env = opt_map(L, 2, fn, "env");
-  s.user = opt_str(L, 2, fn, "user");
-  s.workdir = opt_str(L, 2, fn, "workdir");
+  s.user = lutil_opt_str(L, 2, fn, "user");
+  s.workdir = lutil_opt_str(L, 2, fn, "workdir");
   int t = lua_getfield(L, 2, "stdin");
   if (t == LUA_TSTRING) s.input = lua_tolstring(L, -1, &s.input_len);
   else if (t != LUA_TNIL) return luaL_error(L, "%s: stdin must be a string", fn);
   lua_pop(L, 1); /* still referenced by the options table */
-  lua_Integer ms = opt_int(L, 2, fn, "timeout_ms", DOCKER_DEFAULT_TIMEOUT_MS);
+  lua_Integer ms = lutil_opt_int(L, 2, fn, "timeout_ms", DOCKER_DEFAULT_TIMEOUT_MS);
   if (ms < 0 || ms > 0x7fffffff) return luaL_error(L, "%s: timeout_ms out of range", fn);
   s.timeout_ms = ms == 0 ? -1 : (int)ms;
   struct docker *d = conn(L);
@@ -528,30 +439,6 @@ static int l_image_inspect(lua_State *L) {
   return json_result(L, d, docker_image_inspect(d, ref));
 }
 
-static const char *const import_fields[] = {"changes", NULL};
-
-static int l_image_import(lua_State *L) {
-  static const char fn[] = "docker.image_import";
-  const char *tar = luaL_checkstring(L, 1);
-  const char *repo = luaL_checkstring(L, 2);
-  const char *tag = luaL_optstring(L, 3, "latest");
-  opt_table(L, 4, fn, import_fields);
-  const char **changes = opt_list(L, 4, fn, "changes");
-  struct docker *d = conn(L);
-  return string_result(L, d, docker_image_import(d, tar, repo, tag, changes));
-}
-
-static const char *const force_field[] = {"force", NULL};
-
-static int l_image_remove(lua_State *L) {
-  static const char fn[] = "docker.image_remove";
-  const char *ref = luaL_checkstring(L, 1);
-  opt_table(L, 2, fn, force_field);
-  int force = opt_bool(L, 2, fn, "force", 0);
-  struct docker *d = conn(L);
-  return ok_result(L, d, docker_image_remove(d, ref, force));
-}
-
 /* image_save(ref, path) -> true: `docker save` of ref into a new file. */
 static int l_image_save(lua_State *L) {
   const char *ref = luaL_checkstring(L, 1);
@@ -570,7 +457,6 @@ static const luaL_Reg docker_funcs[] = {
     {"network_remove", l_network_remove},
     {"network_inspect", l_network_inspect},
     {"network_list", l_network_list},
-    {"network_connect", l_network_connect},
     {"container_create", l_container_create},
     {"container_start", l_container_start},
     {"container_stop", l_container_stop},
@@ -583,8 +469,6 @@ static const luaL_Reg docker_funcs[] = {
     {"exec", l_exec},
     {"image_exists", l_image_exists},
     {"image_inspect", l_image_inspect},
-    {"image_import", l_image_import},
-    {"image_remove", l_image_remove},
     {NULL, NULL},
 };
 

@@ -18,31 +18,13 @@
 #include <lauxlib.h>
 
 #include "bindings.h"
-
-static const char *errno_name(int e) {
-  switch (e) {
-  case ENOENT: return "ENOENT";
-  case EEXIST: return "EEXIST";
-  case EACCES: return "EACCES";
-  case EPERM: return "EPERM";
-  case ENOTDIR: return "ENOTDIR";
-  case EISDIR: return "EISDIR";
-  case ENOTEMPTY: return "ENOTEMPTY";
-  case ENOSPC: return "ENOSPC";
-  case ELOOP: return "ELOOP";
-  case ENAMETOOLONG: return "ENAMETOOLONG";
-  case EROFS: return "EROFS";
-  case EBUSY: return "EBUSY";
-  default: return "EIO";
-  }
-}
+#include "l_util.h"
+#include "util.h"
 
 static int fail(lua_State *L, const char *what, const char *path) {
   int e = errno;
-  lua_pushnil(L);
   lua_pushfstring(L, "%s %s: %s", what, path, strerror(e));
-  lua_pushstring(L, errno_name(e));
-  return 3;
+  return lutil_fail(L, lua_tostring(L, -1), errno_name(e));
 }
 
 static mode_t opt_mode(lua_State *L, int idx, mode_t def) {

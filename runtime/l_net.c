@@ -10,7 +10,10 @@
 
 #include "bindings.h"
 #include "host.h"
+#include "l_util.h"
 #include "net.h"
+
+static const char *const wait_fields[] = {"hold_ms", NULL};
 
 static int l_wait_tcp(lua_State *L) {
   struct net_wait_spec spec;
@@ -22,24 +25,10 @@ static int l_wait_tcp(lua_State *L) {
   if (timeout < 0 || timeout > 24 * 3600 * 1000) return luaL_argerror(L, 3, "timeout_ms out of range");
   spec.port = (int)port;
   spec.timeout_ms = (int)timeout;
-  spec.hold_ms = NET_DEFAULT_HOLD_MS;
-  if (!lua_isnoneornil(L, 4)) {
-    luaL_checktype(L, 4, LUA_TTABLE);
-    lua_pushnil(L);
-    while (lua_next(L, 4)) {
-      lua_pop(L, 1);
-      if (lua_type(L, -1) != LUA_TSTRING || strcmp(lua_tostring(L, -1), "hold_ms") != 0)
-        return luaL_error(L, "net.wait_tcp: unknown option '%s' (expected one of: hold_ms)",
-                          lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1));
-    }
-    if (lua_getfield(L, 4, "hold_ms") != LUA_TNIL) {
-      if (!lua_isinteger(L, -1)) return luaL_error(L, "net.wait_tcp: hold_ms must be an integer");
-      lua_Integer h = lua_tointeger(L, -1);
-      if (h < 0 || h > 60000) return luaL_error(L, "net.wait_tcp: hold_ms must be between 0 and 60000");
-      spec.hold_ms = (int)h;
-    }
-    lua_pop(L, 1);
-  }
+  lutil_opt_table(L, 4, "net.wait_tcp", wait_fields);
+  lua_Integer hold = lutil_opt_int(L, 4, "net.wait_tcp", "hold_ms", NET_DEFAULT_HOLD_MS);
+  if (hold < 0 || hold > 60000) return luaL_error(L, "net.wait_tcp: hold_ms must be between 0 and 60000");
+  spec.hold_ms = (int)hold;
   spec.pending_signal = host_pending_signal;
 
   struct net_wait_result res;
@@ -88,12 +77,7 @@ static int l_free_port(lua_State *L) {
   char err[256];
   const char *code = "EIO";
   int port = net_free_port(host, err, sizeof err, &code);
-  if (port < 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, err);
-    lua_pushstring(L, code);
-    return 3;
-  }
+  if (port < 0) return lutil_fail(L, err, code);
   lua_pushinteger(L, port);
   return 1;
 }

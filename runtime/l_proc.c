@@ -28,46 +28,20 @@
 
 extern char **environ;
 
-/* A string array on the Lua stack's memory: the strings stay referenced by
- * the table at `idx`, so only the pointer array is allocated. */
-static const char **string_list(lua_State *L, int idx, const char *what) {
-  lua_Integer n = luaL_len(L, idx);
-  if (n < 1) luaL_error(L, "proc.run: %s must be a non-empty list of strings", what);
-  const char **v = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
-  for (lua_Integer i = 1; i <= n; i++) {
-    if (lua_rawgeti(L, idx, i) != LUA_TSTRING)
-      luaL_error(L, "proc.run: %s[%d] must be a string", what, (int)i);
-    v[i - 1] = lua_tostring(L, -1);
-    lua_pop(L, 1);
-  }
-  v[n] = NULL;
-  return v;
-}
-
-/* env table {NAME=value} -> "NAME=value" array (anchored in a userdata and a
+/* name, value pairs -> a "NAME=value" array (anchored in a userdata and a
  * table of strings left on the stack). */
-static const char **env_list(lua_State *L, int idx) {
+static const char **env_list(lua_State *L, const char **pairs) {
   int n = 0;
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    n++;
-  }
+  while (pairs[2 * n]) n++;
   const char **v = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
   lua_createtable(L, n, 0);
-  int i = 0, holder = lua_gettop(L);
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
-      luaL_error(L, "proc.run: env must map names to strings");
-    const char *name = lua_tostring(L, -2);
-    if (!*name || strchr(name, '=')) luaL_error(L, "proc.run: bad environment name '%s'", name);
-    lua_pushfstring(L, "%s=%s", name, lua_tostring(L, -1));
+  int holder = lua_gettop(L);
+  for (int i = 0; i < n; i++) {
+    lua_pushfstring(L, "%s=%s", pairs[2 * i], pairs[2 * i + 1]);
     v[i] = lua_tostring(L, -1);
-    lua_rawseti(L, holder, ++i);
-    lua_pop(L, 1);
+    lua_rawseti(L, holder, i + 1);
   }
-  v[i] = NULL;
+  v[n] = NULL;
   return v;
 }
 
@@ -125,19 +99,20 @@ static int l_run(lua_State *L) {
   struct proc_spec spec;
   memset(&spec, 0, sizeof spec);
 
-  if (lua_getfield(L, 1, "argv") != LUA_TTABLE) luaL_error(L, "proc.run: argv must be a list of strings");
-  spec.argv = string_list(L, lua_gettop(L), "argv");
-  if (lua_getfield(L, 1, "env") == LUA_TTABLE) spec.envp = env_list(L, lua_gettop(L) - 0);
-  else if (!lua_isnil(L, -1)) luaL_error(L, "proc.run: env must be a table");
+  spec.argv = lutil_opt_list(L, 1, "proc.run", "argv");
+  if (!spec.argv || !spec.argv[0]) luaL_error(L, "proc.run: argv must be a non-empty list of strings");
+  const char **env = lutil_opt_map(L, 1, "proc.run", "env");
+  if (env) spec.envp = env_list(L, env);
   int t = lua_getfield(L, 1, "stdin");
   if (t == LUA_TSTRING) spec.input = lua_tolstring(L, -1, &spec.input_len);
   else if (t != LUA_TNIL) luaL_error(L, "proc.run: stdin must be a string");
-  lua_getfield(L, 1, "timeout_ms");
-  spec.timeout_ms = (int)luaL_optinteger(L, -1, 0);
-  lua_getfield(L, 1, "interactive");
-  spec.interactive = lua_toboolean(L, -1);
-  lua_getfield(L, 1, "max_output");
-  spec.max_output = (size_t)luaL_optinteger(L, -1, 0);
+  lua_Integer timeout_ms = lutil_opt_int(L, 1, "proc.run", "timeout_ms", 0);
+  if (timeout_ms > 0x7fffffff) luaL_error(L, "proc.run: timeout_ms out of range");
+  spec.timeout_ms = timeout_ms < 0 ? 0 : (int)timeout_ms; /* <= 0: no limit */
+  spec.interactive = lutil_opt_bool(L, 1, "proc.run", "interactive", 0);
+  lua_Integer max_output = lutil_opt_int(L, 1, "proc.run", "max_output", 0);
+  if (max_output < 0) luaL_error(L, "proc.run: max_output out of range");
+  spec.max_output = (size_t)max_output;
   spec.pending_signal = host_pending_signal;
 
   push_command_line(L, spec.argv);
@@ -280,13 +255,11 @@ static int l_spawn(lua_State *L) {
   lutil_check_fields(L, 1, "proc.spawn", spawn_fields);
   struct proc_bg_spec spec;
   memset(&spec, 0, sizeof spec);
-  if (lua_getfield(L, 1, "argv") != LUA_TTABLE) luaL_error(L, "proc.spawn: argv must be a list of strings");
-  spec.argv = string_list(L, lua_gettop(L), "argv");
-  if (lua_getfield(L, 1, "env") == LUA_TTABLE) spec.envp = env_list(L, lua_gettop(L));
-  else if (!lua_isnil(L, -1)) luaL_error(L, "proc.spawn: env must be a table");
-  int t = lua_getfield(L, 1, "log");
-  if (t == LUA_TSTRING) spec.log_path = lua_tostring(L, -1);
-  else if (t != LUA_TNIL) luaL_error(L, "proc.spawn: log must be a path");
+  spec.argv = lutil_opt_list(L, 1, "proc.spawn", "argv");
+  if (!spec.argv || !spec.argv[0]) luaL_error(L, "proc.spawn: argv must be a non-empty list of strings");
+  const char **env = lutil_opt_map(L, 1, "proc.spawn", "env");
+  if (env) spec.envp = env_list(L, env);
+  spec.log_path = lutil_opt_str(L, 1, "proc.spawn", "log");
   push_command_line(L, spec.argv);
   if (log_get_level() >= LOG_TRACE) {
     size_t len;
@@ -364,7 +337,15 @@ static int l_self_exe(lua_State *L) {
 /* which(prog [, env]) -> path | nil, message, code (PATH from env when given) */
 static int l_which(lua_State *L) {
   const char *prog = luaL_checkstring(L, 1);
-  const char **envp = lua_istable(L, 2) ? env_list(L, 2) : NULL;
+  const char *const *envp = NULL;
+  if (lua_istable(L, 2)) {
+    lua_settop(L, 2);
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, 2);
+    lua_setfield(L, -2, "env");
+    const char **pairs = lutil_opt_map(L, 3, "proc.which", "env");
+    envp = env_list(L, pairs);
+  }
   char path[4096];
   if (proc_resolve(prog, envp, path, sizeof path) < 0) {
     int e = errno;

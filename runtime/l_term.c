@@ -14,14 +14,16 @@
 
 #include "bindings.h"
 #include "host.h"
+#include "l_util.h"
+#include "util.h"
 
 static int l_ask_secret(lua_State *L) {
   const char *prompt = luaL_checkstring(L, 1);
   int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "cannot ask for a value: no terminal (%s)", strerror(errno));
-    return 2;
+    int e = errno;
+    lua_pushfstring(L, "cannot ask for a value: no terminal (%s)", strerror(e));
+    return lutil_fail(L, lua_tostring(L, -1), errno_name(e));
   }
   struct termios saved, quiet;
   int have_tty = tcgetattr(fd, &saved) == 0;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "secret.h"
+#include "util.h"
 
 static enum log_level current_level = LOG_INFO;
 static int color_on = -1; /* -1: decide on first use */
@@ -69,15 +70,6 @@ int log_color(void) {
   return color_on;
 }
 
-static void write_all(const char *s, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(STDERR_FILENO, s, n);
-    if (w <= 0) return;
-    s += w;
-    n -= (size_t)w;
-  }
-}
-
 static double elapsed_s(const struct timespec *since) {
   struct timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
@@ -90,7 +82,7 @@ static void draw_step(unsigned frame) {
   char line[700];
   int n = snprintf(line, sizeof line, "\r\033[K%s %s (%.1fs)", frames[frame % 4], step_text,
                    elapsed_s(&step_started));
-  if (n > 0) write_all(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+  if (n > 0) write_all(STDERR_FILENO, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
 static void *spin(void *arg) {
@@ -141,12 +133,12 @@ static void write_line(enum log_level level, const char *msg, size_t len, int pl
   }
   int use_color = log_color() && *color;
   pthread_mutex_lock(&out_lock);
-  if (step_active) write_all("\r\033[K", 4);
-  if (use_color) write_all(color, strlen(color));
-  write_all(prefix, strlen(prefix));
-  write_all(red, rlen);
-  if (use_color) write_all("\033[0m", 4);
-  if (rlen == 0 || red[rlen - 1] != '\n') write_all("\n", 1);
+  if (step_active) write_all(STDERR_FILENO, "\r\033[K", 4);
+  if (use_color) write_all(STDERR_FILENO, color, strlen(color));
+  write_all(STDERR_FILENO, prefix, strlen(prefix));
+  write_all(STDERR_FILENO, red, rlen);
+  if (use_color) write_all(STDERR_FILENO, "\033[0m", 4);
+  if (rlen == 0 || red[rlen - 1] != '\n') write_all(STDERR_FILENO, "\n", 1);
   pthread_mutex_unlock(&out_lock);
   free(red);
 }
@@ -184,7 +176,7 @@ void log_step_end(const char *final_line) {
   pthread_mutex_lock(&out_lock);
   int was = step_active;
   step_active = 0;
-  if (was) write_all("\r\033[K", 4);
+  if (was) write_all(STDERR_FILENO, "\r\033[K", 4);
   pthread_mutex_unlock(&out_lock);
   if (final_line) log_write(LOG_INFO, final_line, strlen(final_line));
 }
@@ -193,7 +185,7 @@ void log_shutdown(void) {
   pthread_mutex_lock(&out_lock);
   int running = spinner_running;
   spinner_quit = 1;
-  if (step_active) write_all("\r\033[K", 4);
+  if (step_active) write_all(STDERR_FILENO, "\r\033[K", 4);
   step_active = 0;
   pthread_cond_broadcast(&step_cond);
   pthread_mutex_unlock(&out_lock);

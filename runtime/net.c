@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util.h"
+
 #define FIRST_PAUSE_MS 10
 #define MAX_PAUSE_MS 200
 #define ATTEMPT_MS 1000
@@ -186,17 +188,6 @@ int net_wait_tcp(const struct net_wait_spec *spec, struct net_wait_result *res) 
   return res->status == NET_READY ? 0 : -1;
 }
 
-static const char *errno_code(int e) {
-  switch (e) {
-  case EACCES: return "EACCES";
-  case EADDRINUSE: return "EADDRINUSE";
-  case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
-  case EAFNOSUPPORT: return "EAFNOSUPPORT";
-  case EMFILE: return "EMFILE";
-  default: return "EIO";
-  }
-}
-
 int net_free_port(const char *host, char *err, size_t errsz, const char **code) {
   if (!host) host = "127.0.0.1";
   struct addrinfo hints, *list = NULL;
@@ -232,7 +223,7 @@ int net_free_port(const char *host, char *err, size_t errsz, const char **code) 
   freeaddrinfo(list);
   if (port < 0) {
     snprintf(err, errsz, "free_port: cannot bind on '%s': %s", host, strerror(e ? e : EAFNOSUPPORT));
-    *code = errno_code(e);
+    *code = errno_name(e);
   }
   return port;
 }

@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util.h"
+
 extern char **environ;
 
 #define DEFAULT_MAX_OUTPUT ((size_t)64 << 20)
@@ -85,35 +87,6 @@ int proc_resolve(const char *prog, const char *const *envp, char *out, size_t ou
   return -1;
 }
 
-struct buf {
-  char *data;
-  size_t len, cap, max;
-  int truncated;
-};
-
-static int buf_append(struct buf *b, const char *s, size_t n) {
-  if (b->len + n > b->max) {
-    b->truncated = 1;
-    n = b->max > b->len ? b->max - b->len : 0;
-  }
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + n + 1) cap *= 2;
-    char *d = realloc(b->data, cap);
-    if (!d) return -1;
-    b->data = d;
-    b->cap = cap;
-  }
-  memcpy(b->data + b->len, s, n);
-  b->len += n;
-  b->data[b->len] = '\0';
-  return 0;
-}
-
-static void buf_finish(struct buf *b) {
-  if (!b->data) buf_append(b, "", 0);
-}
-
 static int set_cloexec_nonblock(int fd, int nonblock) {
   int fl = fcntl(fd, F_GETFD);
   if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0) return -1;
@@ -167,7 +140,7 @@ static void drain(int *fd, struct buf *b, int all) {
   do {
     ssize_t r = read(*fd, chunk, sizeof chunk);
     if (r > 0) {
-      buf_append(b, chunk, (size_t)r);
+      buf_addn(b, chunk, (size_t)r);
     } else {
       if (r == 0 || (errno != EAGAIN && errno != EINTR)) close_fd(fd);
       return;
@@ -175,22 +148,19 @@ static void drain(int *fd, struct buf *b, int all) {
   } while (all);
 }
 
-int proc_run(const struct proc_spec *spec, struct proc_result *res) {
-  memset(res, 0, sizeof *res);
-  res->code = -1;
-  res->pid = -1;
-  struct buf out = {0}, err = {0};
-  out.max = err.max = spec->max_output ? spec->max_output : DEFAULT_MAX_OUTPUT;
-  int in_p[2] = {-1, -1}, out_p[2] = {-1, -1}, err_p[2] = {-1, -1};
-  const char *const *envp = spec->envp ? spec->envp : (const char *const *)environ;
+/* One run's child and its pipes ([0] read end, [1] write end). */
+struct child {
+  int in_p[2], out_p[2], err_p[2];
+  struct buf out, err;
+  pid_t pid;
+  size_t in_off;
+  int wstatus, exited;
+};
 
-  char path[PATH_MAX];
-  if (proc_resolve(spec->argv[0], envp, path, sizeof path) < 0) {
-    res->status = PROC_NOT_FOUND;
-    res->error = errno;
-    goto finish;
-  }
-
+/* Spawns the child with its streams wired and a clean signal state. 0, or
+ * -1 with *error set. */
+static int spawn_child(const struct proc_spec *spec, const char *path, const char *const *envp, struct child *c,
+                       int *error) {
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t attr;
   posix_spawn_file_actions_init(&fa);
@@ -198,12 +168,12 @@ int proc_run(const struct proc_spec *spec, struct proc_result *res) {
 
   int ok = 1;
   if (!spec->interactive) {
-    if (make_pipe(out_p) < 0 || make_pipe(err_p) < 0 || (spec->input && make_pipe(in_p) < 0)) ok = 0;
-    if (ok && spec->input) posix_spawn_file_actions_adddup2(&fa, in_p[0], 0);
+    if (make_pipe(c->out_p) < 0 || make_pipe(c->err_p) < 0 || (spec->input && make_pipe(c->in_p) < 0)) ok = 0;
+    if (ok && spec->input) posix_spawn_file_actions_adddup2(&fa, c->in_p[0], 0);
     else if (ok) posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     if (ok) {
-      posix_spawn_file_actions_adddup2(&fa, out_p[1], 1);
-      posix_spawn_file_actions_adddup2(&fa, err_p[1], 2);
+      posix_spawn_file_actions_adddup2(&fa, c->out_p[1], 1);
+      posix_spawn_file_actions_adddup2(&fa, c->err_p[1], 2);
     }
   }
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
@@ -238,37 +208,58 @@ int proc_run(const struct proc_spec *spec, struct proc_result *res) {
   sigaddset(&deflt, SIGCHLD);
   posix_spawnattr_setsigdefault(&attr, &deflt);
 
-  pid_t pid = -1;
-  int rc = ok ? posix_spawn(&pid, path, &fa, &attr, (char *const *)spec->argv, (char *const *)envp) : errno;
+  int rc = ok ? posix_spawn(&c->pid, path, &fa, &attr, (char *const *)spec->argv, (char *const *)envp) : errno;
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
-  close_fd(&in_p[0]);
-  close_fd(&out_p[1]);
-  close_fd(&err_p[1]);
+  close_fd(&c->in_p[0]);
+  close_fd(&c->out_p[1]);
+  close_fd(&c->err_p[1]);
   if (!ok || rc != 0) {
-    res->status = PROC_SPAWN_FAILED;
-    res->error = ok ? rc : errno;
-    goto finish;
+    *error = ok ? rc : errno;
+    return -1;
   }
-  res->pid = pid;
+  return 0;
+}
 
+/* Waits up to `wait` ms for the pipes, then feeds stdin and collects what
+ * the child wrote. With no pipe open it only sleeps. */
+static void pump_pipes(const struct proc_spec *spec, struct child *c, int wait) {
+  struct pollfd pfd[3];
+  int n = 0, io = -1, oo = -1, eo = -1;
+  if (c->in_p[1] >= 0) { pfd[n].fd = c->in_p[1]; pfd[n].events = POLLOUT; io = n++; }
+  if (c->out_p[0] >= 0) { pfd[n].fd = c->out_p[0]; pfd[n].events = POLLIN; oo = n++; }
+  if (c->err_p[0] >= 0) { pfd[n].fd = c->err_p[0]; pfd[n].events = POLLIN; eo = n++; }
+  int pr = poll(n ? pfd : NULL, (nfds_t)n, wait);
+  if (pr <= 0) return; /* timeout or EINTR: the caller re-checks */
+  if (io >= 0 && pfd[io].revents) {
+    if (pfd[io].revents & (POLLERR | POLLHUP)) {
+      close_fd(&c->in_p[1]); /* the child stopped reading */
+    } else {
+      ssize_t w = write(c->in_p[1], spec->input + c->in_off, spec->input_len - c->in_off);
+      if (w > 0) c->in_off += (size_t)w;
+      else if (w < 0 && errno != EAGAIN && errno != EINTR) close_fd(&c->in_p[1]);
+      if (c->in_off >= spec->input_len) close_fd(&c->in_p[1]);
+    }
+  }
+  if (oo >= 0 && pfd[oo].revents) drain(&c->out_p[0], &c->out, 0);
+  if (eo >= 0 && pfd[eo].revents) drain(&c->err_p[0], &c->err, 0);
+}
+
+/* Feeds stdin and collects output until the child exits, a signal is
+ * pending or the deadline passes (res->status says which). Output still in
+ * the pipes is drained afterwards; a grandchild that keeps them open (a
+ * daemon started in the background) does not hold us up. */
+static void supervise(const struct proc_spec *spec, struct child *c, struct proc_result *res) {
   long long deadline = spec->timeout_ms > 0 ? now_ms() + spec->timeout_ms : 0;
-  int own_group = !spec->interactive;
-  int wstatus = 0, exited = 0;
-  size_t in_off = 0;
-
-  if (in_p[1] >= 0) {
-    set_cloexec_nonblock(in_p[1], 1);
-    if (spec->input_len == 0) close_fd(&in_p[1]);
+  if (c->in_p[1] >= 0) {
+    set_cloexec_nonblock(c->in_p[1], 1);
+    if (spec->input_len == 0) close_fd(&c->in_p[1]);
   }
-  if (out_p[0] >= 0) set_cloexec_nonblock(out_p[0], 1);
-  if (err_p[0] >= 0) set_cloexec_nonblock(err_p[0], 1);
+  if (c->out_p[0] >= 0) set_cloexec_nonblock(c->out_p[0], 1);
+  if (c->err_p[0] >= 0) set_cloexec_nonblock(c->err_p[0], 1);
 
-  /* Feed stdin and collect output until the child exits. Output still in
-   * the pipes is drained afterwards; a grandchild that keeps them open
-   * (a daemon started in the background) does not hold us up. */
   int delay = 1;
-  while (!exited) {
+  while (!c->exited) {
     int sig = spec->pending_signal ? spec->pending_signal() : 0;
     if (sig) {
       res->status = PROC_INTERRUPTED;
@@ -279,81 +270,83 @@ int proc_run(const struct proc_spec *spec, struct proc_result *res) {
       res->status = PROC_TIMEOUT;
       break;
     }
-    pid_t r = waitpid(pid, &wstatus, WNOHANG);
-    if (r == pid || (r < 0 && errno == ECHILD)) {
-      exited = 1;
+    pid_t r = waitpid(c->pid, &c->wstatus, WNOHANG);
+    if (r == c->pid || (r < 0 && errno == ECHILD)) {
+      c->exited = 1;
       break;
     }
-    struct pollfd pfd[3];
-    int n = 0, io = -1, oo = -1, eo = -1;
-    if (in_p[1] >= 0) { pfd[n].fd = in_p[1]; pfd[n].events = POLLOUT; io = n++; }
-    if (out_p[0] >= 0) { pfd[n].fd = out_p[0]; pfd[n].events = POLLIN; oo = n++; }
-    if (err_p[0] >= 0) { pfd[n].fd = err_p[0]; pfd[n].events = POLLIN; eo = n++; }
     /* With open pipes poll wakes on output; otherwise (interactive, or the
      * child closed its streams) back off gently while it runs. */
-    int wait = n ? 100 : delay;
-    if (!n && delay < 50) delay *= 2;
+    int any = c->in_p[1] >= 0 || c->out_p[0] >= 0 || c->err_p[0] >= 0;
+    int wait = any ? 100 : delay;
+    if (!any && delay < 50) delay *= 2;
     if (deadline) {
       long long left = deadline - now_ms();
       if (left < wait) wait = left > 0 ? (int)left : 0;
     }
-    int pr = poll(n ? pfd : NULL, (nfds_t)n, wait);
-    if (pr <= 0) continue; /* timeout or EINTR: re-check signal, deadline, exit */
-    if (io >= 0 && pfd[io].revents) {
-      if (pfd[io].revents & (POLLERR | POLLHUP)) {
-        close_fd(&in_p[1]); /* the child stopped reading */
-      } else {
-        ssize_t w = write(in_p[1], spec->input + in_off, spec->input_len - in_off);
-        if (w > 0) in_off += (size_t)w;
-        else if (w < 0 && errno != EAGAIN && errno != EINTR) close_fd(&in_p[1]);
-        if (in_off >= spec->input_len) close_fd(&in_p[1]);
-      }
-    }
-    if (oo >= 0 && pfd[oo].revents) drain(&out_p[0], &out, 0);
-    if (eo >= 0 && pfd[eo].revents) drain(&err_p[0], &err, 0);
+    pump_pipes(spec, c, wait);
   }
-  close_fd(&in_p[1]);
+  close_fd(&c->in_p[1]);
+}
 
+/* After a timeout or a signal: stops the child (and its group), then reaps
+ * it and drains what is left in the pipes. */
+static void finish_child(const struct proc_spec *spec, struct child *c, struct proc_result *res) {
+  int own_group = !spec->interactive;
   if (res->status == PROC_TIMEOUT) {
-    signal_child(pid, own_group, SIGKILL);
+    signal_child(c->pid, own_group, SIGKILL);
   } else if (res->status == PROC_INTERRUPTED) {
     if (spec->interactive) {
       /* A terminal ^C already reached the child; give it a moment to end on
        * its own before forwarding (a kill(1) to bottle never reaches it). */
-      if (!wait_for(pid, &wstatus, INTERACTIVE_WAIT_MS)) {
-        kill(pid, res->signal);
-        if (!wait_for(pid, &wstatus, STOP_GRACE_MS)) kill(pid, SIGKILL);
-        else exited = 1;
+      if (!wait_for(c->pid, &c->wstatus, INTERACTIVE_WAIT_MS)) {
+        kill(c->pid, res->signal);
+        if (!wait_for(c->pid, &c->wstatus, STOP_GRACE_MS)) kill(c->pid, SIGKILL);
+        else c->exited = 1;
       } else {
-        exited = 1;
+        c->exited = 1;
       }
     } else {
-      signal_child(pid, 1, SIGTERM);
-      if (!wait_for(pid, &wstatus, STOP_GRACE_MS)) signal_child(pid, 1, SIGKILL);
-      else exited = 1;
+      signal_child(c->pid, 1, SIGTERM);
+      if (!wait_for(c->pid, &c->wstatus, STOP_GRACE_MS)) signal_child(c->pid, 1, SIGKILL);
+      else c->exited = 1;
     }
   }
-  if (!exited) wait_for(pid, &wstatus, -1);
-  if (out_p[0] >= 0) drain(&out_p[0], &out, 1);
-  if (err_p[0] >= 0) drain(&err_p[0], &err, 1);
+  if (!c->exited) wait_for(c->pid, &c->wstatus, -1);
+  if (c->out_p[0] >= 0) drain(&c->out_p[0], &c->out, 1);
+  if (c->err_p[0] >= 0) drain(&c->err_p[0], &c->err, 1);
   /* Grandchildren that outlived the child still belong to its group. */
-  if (own_group && res->status != PROC_EXITED) kill(-pid, SIGKILL);
-  res->code = proc_decode_status(wstatus);
+  if (own_group && res->status != PROC_EXITED) kill(-c->pid, SIGKILL);
+  res->code = proc_decode_status(c->wstatus);
+}
 
-finish:
-  close_fd(&in_p[0]);
-  close_fd(&in_p[1]);
-  close_fd(&out_p[0]);
-  close_fd(&out_p[1]);
-  close_fd(&err_p[0]);
-  close_fd(&err_p[1]);
-  buf_finish(&out);
-  buf_finish(&err);
-  res->out = out.data;
-  res->out_len = out.len;
-  res->err = err.data;
-  res->err_len = err.len;
-  res->truncated = out.truncated || err.truncated;
+int proc_run(const struct proc_spec *spec, struct proc_result *res) {
+  memset(res, 0, sizeof *res);
+  res->code = -1;
+  res->pid = -1;
+  struct child c = {.in_p = {-1, -1}, .out_p = {-1, -1}, .err_p = {-1, -1}, .pid = -1};
+  c.out.max = c.err.max = spec->max_output ? spec->max_output : DEFAULT_MAX_OUTPUT;
+  const char *const *envp = spec->envp ? spec->envp : (const char *const *)environ;
+
+  char path[PATH_MAX];
+  if (proc_resolve(spec->argv[0], envp, path, sizeof path) < 0) {
+    res->status = PROC_NOT_FOUND;
+    res->error = errno;
+  } else if (spawn_child(spec, path, envp, &c, &res->error) < 0) {
+    res->status = PROC_SPAWN_FAILED;
+  } else {
+    res->pid = c.pid;
+    supervise(spec, &c, res);
+    finish_child(spec, &c, res);
+  }
+  for (int i = 0; i < 2; i++) {
+    close_fd(&c.in_p[i]);
+    close_fd(&c.out_p[i]);
+    close_fd(&c.err_p[i]);
+  }
+  res->truncated = c.out.truncated || c.err.truncated;
+  res->out = buf_take(&c.out, &res->out_len);
+  res->err = buf_take(&c.err, &res->err_len);
   return res->status == PROC_EXITED ? 0 : -1;
 }
 

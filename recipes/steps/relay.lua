@@ -1,6 +1,7 @@
--- Provisioning step `relay` (smolmachines): the guest's only way out.
+-- Provisioning step `relay`: the guest's only way out (the smolmachines VM
+-- and the docker container alike).
 --
--- The VM has no network device. Each service of its bundle (the
+-- The guest has no network device but loopback. Each service of its bundle (the
 -- agent-facing proxy, git-gate, supervise) reaches it as a unix socket
 -- mounted at /run/bottle/<service>.sock; here one socat per socket listens
 -- on the guest's own loopback at the daemon's port and forwards to it, so

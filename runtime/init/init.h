@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+#include "util.h" /* write_all */
+
 enum { INIT_DAEMON_COUNT = 5 };
 
 /* Canonical order: egress, pipelock, git-gate, supervise, relay (the
@@ -60,15 +62,12 @@ int init_env_wipe_tokens(char **envp);
  * PREFIX_LINE_MAX is cut there. */
 enum { PREFIX_LINE_MAX = 64 * 1024 };
 struct linebuf {
-  char *buf;
-  size_t len, cap;
+  struct buf b; /* the pending partial line */
 };
 void linebuf_feed(struct linebuf *lb, int fd, const char *prefix, const char *data, size_t n);
 /* Writes a pending partial line (with a newline added). */
 void linebuf_flush(struct linebuf *lb, int fd, const char *prefix);
 void linebuf_free(struct linebuf *lb);
-/* Writes all of buf to fd, retrying on EINTR and short writes. */
-void write_all(int fd, const char *buf, size_t n);
 
 /* Default grace period between the forwarded signal and SIGKILL. */
 enum { INIT_GRACE_MS = 8000 };

@@ -246,6 +246,137 @@ static void usage(void) {
   write_all(2, msg, sizeof msg - 1);
 }
 
+/* The running set: every daemon and where the shutdown stands. */
+struct supervisor {
+  struct daemon_proc ds[INIT_DAEMON_COUNT];
+  int count, running, failed;
+  int grace_ms;
+  int stop_sig, killed; /* the first SIGTERM/SIGINT; SIGKILL sent */
+  long long deadline;   /* of the grace period, once stopping */
+};
+
+static void start_all(struct supervisor *sv, const int *order, const struct init_env *env) {
+  for (int i = 0; i < sv->count; i++) {
+    struct daemon_proc *d = &sv->ds[i];
+    d->idx = order[i];
+    d->name = init_daemon_names[order[i]];
+    d->fds[0] = d->fds[1] = -1;
+    snprintf(d->prefix, sizeof d->prefix, "[%s] ", d->name);
+    /* The egress copy keeps EGRESS_TOKEN_*; overrides are read from it too. */
+    char *const *denv = d->idx == 0 ? env->egress : env->others;
+    if (spawn_daemon(d, denv, env->egress) == 0)
+      sv->running++;
+    else
+      sv->failed = 1;
+  }
+}
+
+static void on_init_signal(struct supervisor *sv, int sig) {
+  if (sig == SIGHUP) {
+    for (int i = 0; i < sv->count; i++)
+      if (sv->ds[i].idx == 0 && sv->ds[i].pid > 0) {
+        say("forwarding SIGHUP to egress");
+        signal_group(&sv->ds[i], SIGHUP);
+      }
+  } else if ((sig == SIGTERM || sig == SIGINT) && !sv->stop_sig) {
+    sv->stop_sig = sig;
+    sv->deadline = now_ms() + sv->grace_ms;
+    say("received %s: stopping daemons (grace %d ms)", sig_name(sig), sv->grace_ms);
+    for (int i = 0; i < sv->count; i++)
+      if (sv->ds[i].pid > 0) signal_group(&sv->ds[i], sig);
+  } else if ((sig == SIGTERM || sig == SIGINT) && !sv->killed) {
+    sv->deadline = now_ms(); /* asked twice: do not wait out the grace */
+  }
+}
+
+/* Waits for output or a signal and handles what came. -1 when poll failed. */
+static int wait_events(struct supervisor *sv) {
+  struct pollfd pfd[1 + 2 * INIT_DAEMON_COUNT];
+  struct {
+    struct daemon_proc *d;
+    int s;
+  } who[1 + 2 * INIT_DAEMON_COUNT];
+  int np = 0;
+  pfd[np].fd = sig_pipe[0];
+  pfd[np].events = POLLIN;
+  who[np].d = NULL;
+  np++;
+  for (int i = 0; i < sv->count; i++)
+    for (int s = 0; s < 2; s++)
+      if (sv->ds[i].fds[s] >= 0) {
+        pfd[np].fd = sv->ds[i].fds[s];
+        pfd[np].events = POLLIN;
+        who[np].d = &sv->ds[i];
+        who[np].s = s;
+        np++;
+      }
+  int timeout = -1;
+  if (sv->stop_sig && !sv->killed) {
+    long long left = sv->deadline - now_ms();
+    timeout = left < 0 ? 0 : (int)left;
+  }
+  int r = poll(pfd, (nfds_t)np, timeout);
+  if (r < 0 && errno != EINTR) {
+    say("poll failed: %s", strerror(errno));
+    return -1;
+  }
+  if (r <= 0) return 0;
+  for (int k = 1; k < np; k++)
+    if (pfd[k].revents && who[k].d->fds[who[k].s] == pfd[k].fd) pump(who[k].d, who[k].s);
+  if (pfd[0].revents & POLLIN) {
+    unsigned char sigs[64];
+    ssize_t n;
+    while ((n = read(sig_pipe[0], sigs, sizeof sigs)) > 0)
+      for (ssize_t k = 0; k < n; k++) on_init_signal(sv, sigs[k]);
+  }
+  return 0;
+}
+
+/* Reaps on every pass: SIGCHLD signals coalesce, and orphans count too. */
+static void reap(struct supervisor *sv) {
+  int st;
+  pid_t pid;
+  while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+    for (int i = 0; i < sv->count; i++) {
+      struct daemon_proc *d = &sv->ds[i];
+      if (d->pid != pid) continue;
+      d->pid = 0;
+      sv->running--;
+      finish_streams(d);
+      char what[64];
+      describe_status(st, what, sizeof what);
+      say("%s %s", d->name, what);
+      if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) sv->failed = 1;
+    }
+  }
+}
+
+static void kill_after_grace(struct supervisor *sv) {
+  if (!sv->stop_sig || sv->killed || now_ms() < sv->deadline) return;
+  sv->killed = 1;
+  for (int i = 0; i < sv->count; i++)
+    if (sv->ds[i].pid > 0) {
+      say("%s still running after the grace period: sending SIGKILL", sv->ds[i].name);
+      signal_group(&sv->ds[i], SIGKILL);
+    }
+}
+
+static void release_all(struct supervisor *sv) {
+  if (sv->stop_sig && getpid() == 1) {
+    /* What a daemon left behind in its process group goes too. Only as PID
+     * 1, where every process group in sight is ours: elsewhere a reaped
+     * leader's group ID could by now belong to a stranger. */
+    for (int i = 0; i < sv->count; i++) signal_group(&sv->ds[i], SIGKILL);
+    while (waitpid(-1, NULL, WNOHANG) > 0) {
+    }
+  }
+  for (int i = 0; i < sv->count; i++) {
+    finish_streams(&sv->ds[i]);
+    linebuf_free(&sv->ds[i].lb[0]);
+    linebuf_free(&sv->ds[i].lb[1]);
+  }
+}
+
 int init_main(int argc, char **argv, char **envp) {
   if (argc > 1 && strcmp(argv[1], "relay") == 0) return init_relay(argc - 2, argv + 2, envp);
   if (argc > 1) {
@@ -257,13 +388,15 @@ int init_main(int argc, char **argv, char **envp) {
   const char *list = NULL;
   for (char **e = envp; e && *e; e++)
     if (strncmp(*e, "BOTTLE_SIDECAR_DAEMONS=", 23) == 0) list = *e + 23;
-  int order[INIT_DAEMON_COUNT], count = 0;
+  struct supervisor sv;
+  memset(&sv, 0, sizeof sv);
+  int order[INIT_DAEMON_COUNT];
   char err[256];
-  if (init_parse_daemons(list, order, &count, err, sizeof err) < 0) {
+  if (init_parse_daemons(list, order, &sv.count, err, sizeof err) < 0) {
     say("%s", err);
     return 2;
   }
-  int grace_ms = grace_from_env(envp);
+  sv.grace_ms = grace_from_env(envp);
 
   struct init_env env;
   if (init_env_split(envp, &env) < 0) {
@@ -284,122 +417,15 @@ int init_main(int argc, char **argv, char **envp) {
     return 1;
   }
 
-  struct daemon_proc ds[INIT_DAEMON_COUNT];
-  memset(ds, 0, sizeof ds);
-  int running = 0, failed = 0;
-  for (int i = 0; i < count; i++) {
-    struct daemon_proc *d = &ds[i];
-    d->idx = order[i];
-    d->name = init_daemon_names[order[i]];
-    d->fds[0] = d->fds[1] = -1;
-    snprintf(d->prefix, sizeof d->prefix, "[%s] ", d->name);
-    /* The egress copy keeps EGRESS_TOKEN_*; overrides are read from it too. */
-    char *const *denv = d->idx == 0 ? env.egress : env.others;
-    if (spawn_daemon(d, denv, env.egress) == 0)
-      running++;
-    else
-      failed = 1;
+  start_all(&sv, order, &env);
+  while (sv.running > 0) {
+    if (wait_events(&sv) < 0) break;
+    reap(&sv);
+    kill_after_grace(&sv);
   }
-
-  int stop_sig = 0, killed = 0;
-  long long deadline = 0;
-  while (running > 0) {
-    struct pollfd pfd[1 + 2 * INIT_DAEMON_COUNT];
-    struct {
-      struct daemon_proc *d;
-      int s;
-    } who[1 + 2 * INIT_DAEMON_COUNT];
-    int np = 0;
-    pfd[np].fd = sig_pipe[0];
-    pfd[np].events = POLLIN;
-    who[np].d = NULL;
-    np++;
-    for (int i = 0; i < count; i++)
-      for (int s = 0; s < 2; s++)
-        if (ds[i].fds[s] >= 0) {
-          pfd[np].fd = ds[i].fds[s];
-          pfd[np].events = POLLIN;
-          who[np].d = &ds[i];
-          who[np].s = s;
-          np++;
-        }
-    int timeout = -1;
-    if (stop_sig && !killed) {
-      long long left = deadline - now_ms();
-      timeout = left < 0 ? 0 : (int)left;
-    }
-    int r = poll(pfd, (nfds_t)np, timeout);
-    if (r < 0 && errno != EINTR) {
-      say("poll failed: %s", strerror(errno));
-      break;
-    }
-    if (r > 0) {
-      for (int k = 1; k < np; k++)
-        if (pfd[k].revents && who[k].d->fds[who[k].s] == pfd[k].fd) pump(who[k].d, who[k].s);
-      if (pfd[0].revents & POLLIN) {
-        unsigned char sigs[64];
-        ssize_t n;
-        while ((n = read(sig_pipe[0], sigs, sizeof sigs)) > 0) {
-          for (ssize_t k = 0; k < n; k++) {
-            int sig = sigs[k];
-            if (sig == SIGHUP) {
-              for (int i = 0; i < count; i++)
-                if (ds[i].idx == 0 && ds[i].pid > 0) {
-                  say("forwarding SIGHUP to egress");
-                  signal_group(&ds[i], SIGHUP);
-                }
-            } else if ((sig == SIGTERM || sig == SIGINT) && !stop_sig) {
-              stop_sig = sig;
-              deadline = now_ms() + grace_ms;
-              say("received %s: stopping daemons (grace %d ms)", sig_name(sig), grace_ms);
-              for (int i = 0; i < count; i++)
-                if (ds[i].pid > 0) signal_group(&ds[i], sig);
-            } else if ((sig == SIGTERM || sig == SIGINT) && !killed) {
-              deadline = now_ms(); /* asked twice: do not wait out the grace */
-            }
-          }
-        }
-      }
-    }
-    /* Reap on every pass: SIGCHLD signals coalesce, and orphans count too. */
-    int st;
-    pid_t pid;
-    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-      for (int i = 0; i < count; i++) {
-        if (ds[i].pid != pid) continue;
-        ds[i].pid = 0;
-        running--;
-        finish_streams(&ds[i]);
-        char what[64];
-        describe_status(st, what, sizeof what);
-        say("%s %s", ds[i].name, what);
-        if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) failed = 1;
-      }
-    }
-    if (stop_sig && !killed && now_ms() >= deadline) {
-      killed = 1;
-      for (int i = 0; i < count; i++)
-        if (ds[i].pid > 0) {
-          say("%s still running after the grace period: sending SIGKILL", ds[i].name);
-          signal_group(&ds[i], SIGKILL);
-        }
-    }
-  }
-  if (stop_sig && getpid() == 1) {
-    /* What a daemon left behind in its process group goes too. Only as PID
-     * 1, where every process group in sight is ours: elsewhere a reaped
-     * leader's group ID could by now belong to a stranger. */
-    for (int i = 0; i < count; i++) signal_group(&ds[i], SIGKILL);
-    while (waitpid(-1, NULL, WNOHANG) > 0) {
-    }
-  }
-  for (int i = 0; i < count; i++) {
-    finish_streams(&ds[i]);
-    linebuf_free(&ds[i].lb[0]);
-    linebuf_free(&ds[i].lb[1]);
-  }
+  release_all(&sv);
   init_env_free(&env);
   restore_handlers();
-  if (stop_sig) return 128 + stop_sig;
-  return failed ? 1 : 0;
+  if (sv.stop_sig) return 128 + sv.stop_sig;
+  return sv.failed ? 1 : 0;
 }

@@ -159,3 +159,66 @@ e2e_exec() {
 e2e_run() {
   (e2e_exec "$@")
 }
+
+# --- the guest's boundary ------------------------------------------------------
+# A server on the host bound to every interface (0.0.0.0:$1), answering 200.
+# Sets HOST_SERVER (its pid). The guest must reach it at none of the host's
+# addresses.
+e2e_host_server() { # PORT
+  python3 -m http.server "$1" --bind 0.0.0.0 --directory "$E2E_WORK" >/dev/null 2>&1 &
+  HOST_SERVER=$!
+  local i
+  for i in $(seq 1 100); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$1/" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# Every address of this host the test can find: loopback, its own
+# addresses, the gateways of the engine's networks, and smolvm's
+# virtio-net gateway (100.96.0.1). One per line.
+e2e_host_addresses() {
+  {
+    echo 127.0.0.1
+    hostname -I 2>/dev/null | tr ' ' '\n'
+    docker network ls -q | xargs -r docker network inspect -f '{{range .IPAM.Config}}{{.Gateway}} {{end}}' |
+      tr ' ' '\n'
+    echo 100.96.0.1
+  } | grep -E '^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$' | sort -u
+}
+
+# The probe the agent runs inside the guest: its network interfaces, then
+# one line per address (`reach ADDR:PORT CODE`, CODE 000 when nothing
+# answered) and per foreign socket (`socket PATH ok|refused`). Arguments:
+# PORT, then addresses (ADDR, or ADDR:PORT for another port) and socket
+# paths.
+E2E_PROBE='
+port=$1; shift
+echo "interfaces: $(ls /sys/class/net | tr "\n" " ")"
+for a in "$@"; do
+  case $a in
+    /*) if socat -u /dev/null "UNIX-CONNECT:$a" 2>/dev/null; then echo "socket $a ok"; else echo "socket $a refused"; fi ;;
+    *:*) echo "reach $a $(curl -s --noproxy "*" -m 3 -o /dev/null -w "%{http_code}" "http://$a/")" ;;
+    *) echo "reach $a:$port $(curl -s --noproxy "*" -m 3 -o /dev/null -w "%{http_code}" "http://$a:$port/")" ;;
+  esac
+done'
+
+# Checks a probe's output (file $1): only lo, nothing reached, no socket.
+e2e_check_isolation() { # OUT LABEL
+  local out=$1 label=$2
+  grep -qE '^interfaces: lo $' "$out"
+  check "$label: the guest has no network interface but lo" $? "$(grep '^interfaces' "$out")"
+  local reached
+  reached=$(grep -E '^reach ' "$out" | grep -v ' 000$')
+  grep -q '^reach 100\.96\.0\.1:' "$out" && grep -q '^reach 127\.0\.0\.1:' "$out"
+  check "$label: the guest probed loopback, the gateway 100.96.0.1 and every host address" $? "$(cat "$out")"
+  check "$label: a host server on 0.0.0.0 answers at none of the host's addresses" \
+    "$([ -z "$reached" ] && echo 0 || echo 1)" "$reached"
+  if grep -q '^socket .* ok$' "$out"; then
+    nok "$label: another bottle's sockets are out of reach" "$(grep '^socket' "$out")"
+  else
+    grep -q '^socket .* refused$' "$out"
+    check "$label: another bottle's sockets are out of reach" $? "$(grep '^socket' "$out")"
+  fi
+}

@@ -126,7 +126,7 @@ function DOCKER_OPS.network_create(rec, spec)
   if existing then
     for k, v in pairs(spec.labels or {}) do
       if existing.labels[k] ~= v then
-        return nil, "network create: " .. string.format(ENGINE_ERRORS.network_conflict, spec.name), 409
+        return nil, "network create: " .. string.format(ENGINE_ERRORS.network_conflict, spec.name), "CONFLICT", 409
       end
     end
     return existing.id
@@ -170,30 +170,20 @@ end
 function DOCKER_OPS.network_inspect(rec, name)
   local n = rec.networks[name]
   if not n then
-    return nil, "network inspect: network " .. name .. " not found", 404
+    return nil, "network inspect: network " .. name .. " not found", "NOT_FOUND", 404
   end
   return copy(n)
-end
-
-function DOCKER_OPS.network_connect(rec, network, container)
-  if not rec.networks[network] then
-    return nil, "network connect: network " .. network .. " not found", 404
-  end
-  local c = rec.containers[container]
-  if c then
-    c.networks[#c.networks + 1] = network
-  end
-  return true
 end
 
 function DOCKER_OPS.container_create(rec, spec)
   for id, c in pairs(rec.containers) do
     if c.name == spec.name then
-      return nil, "container create: " .. string.format(ENGINE_ERRORS.container_conflict, spec.name, id), 409
+      return nil, "container create: " .. string.format(ENGINE_ERRORS.container_conflict, spec.name, id),
+        "CONFLICT", 409
     end
   end
   if spec.network and not rec.networks[spec.network] then
-    return nil, "container create: network " .. spec.network .. " not found", 404
+    return nil, "container create: network " .. spec.network .. " not found", "NOT_FOUND", 404
   end
   local id = "ctr-" .. spec.name
   rec.containers[id] = { id = id, name = spec.name, spec = copy(spec), running = false,
@@ -217,7 +207,7 @@ end
 function DOCKER_OPS.container_start(rec, id)
   local c = find_container(rec, id)
   if not c then
-    return nil, "container start: No such container: " .. tostring(id), 404
+    return nil, "container start: No such container: " .. tostring(id), "NOT_FOUND", 404
   end
   c.running = true
   c.execs_since_start = 0
@@ -243,7 +233,7 @@ end
 function DOCKER_OPS.container_inspect(rec, id)
   local c = find_container(rec, id)
   if not c then
-    return nil, "container inspect: No such container: " .. tostring(id), 404
+    return nil, "container inspect: No such container: " .. tostring(id), "NOT_FOUND", 404
   end
   return { Id = c.id, Name = "/" .. c.name, State = { Running = c.running } }
 end
@@ -275,7 +265,7 @@ end
 function DOCKER_OPS.ports(rec, id)
   local c = find_container(rec, id)
   if not c then
-    return nil, "ports: No such container: " .. tostring(id), 404
+    return nil, "ports: No such container: " .. tostring(id), "NOT_FOUND", 404
   end
   local out = {}
   local fixed = rec.script.docker and rec.script.docker.ports or {}
@@ -293,7 +283,7 @@ end
 function DOCKER_OPS.image_inspect(rec, ref)
   local images = rec.script.docker and rec.script.docker.images
   if images and not images[ref] then
-    return nil, "image inspect: No such image: " .. ref, 404
+    return nil, "image inspect: No such image: " .. ref, "NOT_FOUND", 404
   end
   local id = (images and images[ref]) or ("sha256:" .. string.rep("ab", 32))
   return { id = id, repo_tags = { ref } }
@@ -302,7 +292,7 @@ end
 function DOCKER_OPS.image_save(_, _, path)
   local ok, err = real_fs.write(path, "fake docker save archive\n", 384)
   if not ok then
-    return nil, "image save: " .. err, 500
+    return nil, "image save: " .. err, "ENGINE_ERROR", 500
   end
   return true
 end
@@ -335,7 +325,7 @@ end
 function DOCKER_OPS.exec(rec, id, opts, call)
   local c = find_container(rec, id)
   if not c or not c.running then
-    return nil, "exec: container " .. tostring(id) .. " is not running", 409
+    return nil, "exec: container " .. tostring(id) .. " is not running", "CONFLICT", 409
   end
   call.argv = copy(opts.cmd)
   call.env_names = sorted_keys(opts.env)
@@ -352,7 +342,7 @@ function M.docker(rec)
       call.text = docker_text(op, args, rec)
       local custom = rec.script.docker and rec.script.docker[op]
       if rec:record(call, true) then
-        return nil, op:gsub("_", " ") .. ": injected failure", 500
+        return nil, op:gsub("_", " ") .. ": injected failure", "ENGINE_ERROR", 500
       end
       if type(custom) == "function" then
         return custom(...)

@@ -62,16 +62,18 @@ function M.main(args)
   check("network_create", type(id) == "string", msg)
   local again = docker.network_create({ name = net, labels = labels })
   check("network_create again is the same network", again == id, again)
-  local none, code
-  none, msg, code = docker.network_create({ name = net, labels = { ["io.bottle.test"] = "other" } })
-  check("network_create conflict", none == nil and code == 409 and msg:find("^network create: .*already exists"), msg)
+  local none, code, status
+  none, msg, code, status = docker.network_create({ name = net, labels = { ["io.bottle.test"] = "other" } })
+  check("network_create conflict", none == nil and code == "CONFLICT" and status == 409
+    and msg:find("^network create: .*already exists"), msg)
   local list = docker.network_list({ labels = labels })
   check("network_list by label", #list == 1 and list[1].name == net and list[1].id == id
     and list[1].labels["io.bottle.test"] == run_id and #list[1].subnets == 1, #list)
   local info = docker.network_inspect(net)
   check("network_inspect", info and info.Name == net and info.Labels["io.bottle.test"] == run_id)
-  none, msg, code = docker.network_inspect(name("absent"))
-  check("network_inspect missing", none == nil and code == 404 and msg:find("^network inspect: "), msg)
+  none, msg, code, status = docker.network_inspect(name("absent"))
+  check("network_inspect missing", none == nil and code == "NOT_FOUND" and status == 404
+    and msg:find("^network inspect: "), msg)
 
   -- A container with env, published ports and a second network.
   local secret = ("%08x%08x"):format(math.random(0, 0x7fffffff), math.random(0, 0x7fffffff))
@@ -110,6 +112,9 @@ function M.main(args)
     msg or (r and r.stdout))
   r = docker.exec(cid, { cmd = { "pwd" }, workdir = "/www", user = "65534" })
   check("exec workdir", r and r.stdout == "/www\n" and r.code == 0)
+  none, msg, code, status = docker.exec(cid, { cmd = { "sleep", "5" }, timeout_ms = 300 })
+  check("exec timeout", none == nil and code == "TIMEOUT" and status == 0
+    and msg == "exec: timed out after 300 ms", msg)
   local out, errs
   for _ = 1, 50 do
     out, errs = docker.container_logs(cid)
@@ -134,15 +139,15 @@ function M.main(args)
   check("container_wait", docker.container_wait(cid, 10000) == 137)
   check("container_remove", docker.container_remove(cid, { force = true, volumes = true }) == true)
   check("container_remove missing", docker.container_remove(cid) == true)
-  none, msg, code = docker.container_inspect(cid)
+  none, msg, code, status = docker.container_inspect(cid)
   check("container_inspect missing",
-    none == nil and code == 404 and msg:find("^container inspect: No such container"), msg)
+    none == nil and code == "NOT_FOUND" and status == 404 and msg:find("^container inspect: No such container"), msg)
 
   none, msg = docker.container_create({ name = cname .. "-dup", image = image, labels = labels })
   check("create for conflict", type(none) == "string", msg)
   local dup
-  dup, msg, code = docker.container_create({ name = cname .. "-dup", image = image, labels = labels })
-  check("conflict is the engine's message", dup == nil and code == 409
+  dup, msg, code, status = docker.container_create({ name = cname .. "-dup", image = image, labels = labels })
+  check("conflict is the engine's message", dup == nil and code == "CONFLICT" and status == 409
     and msg:find('^container create: Conflict%. The container name "/' .. cname:gsub("%-", "%%-")
       .. '%-dup" is already in use'), msg)
   docker.container_remove(cname .. "-dup", { force = true })
