@@ -23,11 +23,11 @@ return {
     step("network", launch.network, ctx, rec, { key = "bundle", role = "network" })
     step("CAs", launch.cas, ctx, rec)
     step("bundle", launch.bundle, ctx, rec, { network = "bundle" })
+    launch.connect(rec)
+    -- The container starts while the bundle's daemons do.
+    local agent = step("agent container", launch.guest, ctx, rec)
     -- The container has no network: its bundle's sockets are its only way out.
     step("sockets", launch.sockets, ctx, rec)
-    launch.connect(rec)
-
-    local agent = step("agent container", launch.guest, ctx, rec)
     launch.provision(ctx, rec, agent)
 
     local code = agent:run_agent(launch.agent_command(rec.plan))

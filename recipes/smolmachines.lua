@@ -22,16 +22,12 @@ return {
     step("network", launch.network, ctx, rec, { key = "bundle", role = "network" })
     step("CAs", launch.cas, ctx, rec)
     step("bundle", launch.bundle, ctx, rec, { network = "bundle" })
+    launch.connect(rec)
+    -- The VM boots while the bundle's daemons start: it needs them only
+    -- once it is provisioned.
+    local vm = step("VM", launch.guest, ctx, rec)
     -- The guest has no network: its bundle's sockets are its only way out.
     step("sockets", launch.sockets, ctx, rec)
-    launch.connect(rec)
-
-    local vm = step("VM", launch.guest, ctx, rec)
-    step("settle", function()
-      vm:settle()
-      -- Packing remaps file ownership to the host user; give node its home back.
-      vm:must("settle", { "chown", "-R", "node:node", "/home/node" })
-    end)
     launch.provision(ctx, rec, vm)
 
     local code = vm:run_agent(launch.agent_command(rec.plan))

@@ -37,6 +37,7 @@ local recipes = require("bottle.recipes")
 local paths = require("bottle.paths")
 local names = require("bottle.names")
 local target_mod = require("bottle.target")
+local batch = require("bottle.batch")
 
 local M = {}
 
@@ -433,15 +434,74 @@ function M.guest(ctx, rec)
   return guest
 end
 
+-- Runs a group of batchable steps (those with `prepare`) as one upload and
+-- one exec, then lets each check its own part of the output, in order.
+local function run_batch(ctx, rec, guest, group)
+  local b = batch.new()
+  local step_names = {}
+  for _, s in ipairs(group) do
+    step_names[#step_names + 1] = s.name
+    b:begin(s.name, { fatal = s.step.fatal ~= false })
+    local ok, err = pcall(s.step.prepare, ctx, rec.plan, b, guest)
+    if not ok then
+      error(ui.in_step("provision " .. s.name, err), 0)
+    end
+  end
+  local r = ui.step("provision " .. table.concat(step_names, ", "), function()
+    return guest:run({ "sh", "-c", b:script() }, { stdin = b:stdin() })
+  end)
+  local parts, rest = batch.parse((r.stdout or "") .. (r.stderr or ""))
+  if next(parts) == nil then
+    errors.raise(string.format("provision: the provisioning exec ended with %d before any step ran: %s", r.code,
+      errors.first_line(errors.tail(rest, 1))), errors.tail(rest))
+  end
+  for _, s in ipairs(group) do
+    local part = parts[s.name]
+    local function check()
+      if not part or part.code == nil then
+        errors.raise(string.format("did not run: the provisioning exec ended with %d: %s", r.code,
+          errors.first_line(errors.tail(rest ~= "" and rest or r.stderr, 1))), errors.tail(rest))
+      end
+      if s.step.check then
+        return s.step.check(ctx, rec.plan, part, guest)
+      end
+      if part.code ~= 0 then
+        errors.raise(string.format("exited %d: %s", part.code, errors.first_line(errors.tail(part.output, 1))),
+          errors.tail(part.output))
+      end
+    end
+    local ok, err = pcall(check)
+    if not ok then
+      error(ui.in_step("provision " .. s.name, err), 0)
+    end
+  end
+end
+
 --- Runs provisioning steps in order, each a step file (recipes/steps/
 --- <name>.lua) a user can eject and edit. `steps` defaults to the plan's
 --- list (the backend's, the defaults, then the bottle's `provision:`).
+--- Consecutive steps that `prepare` share one upload and one exec (see
+--- bottle.batch) and each `check` its own output afterwards; a step with
+--- only `run` runs on its own, in its place in the order.
 ---@param steps? string[]
 function M.provision(ctx, rec, guest, steps)
+  local group = {}
+  local function flush()
+    if #group > 0 then
+      run_batch(ctx, rec, guest, group)
+      group = {}
+    end
+  end
   for _, name in ipairs(steps or rec.plan.provision) do
     local step = recipes.load_step(name)
-    ui.step("provision " .. name, step.run, ctx, rec.plan, guest)
+    if step.prepare then
+      group[#group + 1] = { name = name, step = step }
+    else
+      flush()
+      ui.step("provision " .. name, step.run, ctx, rec.plan, guest)
+    end
   end
+  flush()
 end
 
 --- The agent's command: the plan's, plus the system prompt file when the

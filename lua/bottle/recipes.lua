@@ -129,8 +129,9 @@ function M.load_step(name)
   if not ok then
     errors.raise(string.format("step %s failed to load: %s", origin, tostring(step)))
   end
-  if type(step) ~= "table" or type(step.run) ~= "function" then
-    errors.raise(string.format("step %s: must return a table with run (a function run(ctx))", origin))
+  if type(step) ~= "table" or (type(step.run) ~= "function" and type(step.prepare) ~= "function") then
+    errors.raise(string.format("step %s: must return a table with prepare (a function prepare(ctx, plan, " ..
+      "batch)) or run (a function run(ctx, plan, target))", origin))
   end
   step.origin = origin
   return step

@@ -24,6 +24,10 @@ local ui = require("bottle.ui")
 
 local M = {}
 
+-- Versions found by this process, by executable (path, size, mtime): a
+-- launch makes more than one driver and asks once.
+local known = {}
+
 --- The oldest smolvm bottle drives.
 M.MIN_VERSION = { 1, 8, 0 }
 
@@ -144,8 +148,9 @@ function Driver:detect()
   end
   local real = fs.realpath(path)
   local st = real and fs.stat(real)
-  local version, cache
-  if st then
+  local key = st and string.format("%s\0%d\0%d", path, st.size, st.mtime) or path
+  local version, cache = known[key], nil
+  if not version and st then
     version, cache = cached_version(self.host_env, path, st)
   end
   if not version then
@@ -160,9 +165,10 @@ function Driver:detect()
     end
     version = table.concat(v, ".")
     if st then
-      remember_version(self.host_env, cache, path, st, version)
+      remember_version(self.host_env, cache or {}, path, st, version)
     end
   end
+  known[key] = version
   local v = M.parse_version("smolvm " .. version)
   if older(v, M.MIN_VERSION) then
     errors.raise(string.format("%s is smolvm %s; bottle needs smolvm %s or later (upgrade it, or run the agent " ..

@@ -3,13 +3,13 @@
 -- The file is always written (empty when the agent has no prompt) so the
 -- agent's home looks the same for every launch; the launch adds
 -- `--append-system-prompt-file` to the command only for a non-empty prompt.
+local batch = require("bottle.batch")
 local plan_mod = require("bottle.plan")
 
 return {
   description = "copy the agent's system prompt into the guest",
-  run = function(_, plan, target)
-    local path = plan_mod.PROMPT_FILE
-    target:put_text(plan.agent.prompt or "", path)
-    target:must("chown", { "chown", "node:node", path })
+  prepare = function(_, plan, b)
+    local staged = b:file("prompt.txt", plan.agent.prompt or "", { mode = 420 })
+    b:sh(string.format("install -o node -g node -m 644 %s %s", staged, batch.quote(plan_mod.PROMPT_FILE)))
   end,
 }

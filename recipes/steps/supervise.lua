@@ -1,17 +1,22 @@
 -- Provisioning step `supervise`: register the supervise MCP server with
 -- Claude Code. A failure is a warning that prints the command to run by
 -- hand, not fatal: the agent works without it.
-local launch = require("bottle.launch")
+local batch = require("bottle.batch")
+
+local function argv(ctx)
+  return { "claude", "mcp", "add", "--scope", "user", "--transport", "http", "supervise", ctx.launch.urls.supervise }
+end
 
 return {
   description = "register the supervise MCP server with the agent",
-  run = function(ctx, _, target)
-    local url = launch.guest_value(target.rec, "MCP_SUPERVISE_URL")
-    local argv = { "claude", "mcp", "add", "--scope", "user", "--transport", "http", "supervise", url }
-    local r = target:run(argv, { user = "node" })
-    if r.code ~= 0 then
+  fatal = false,
+  prepare = function(ctx, _, b)
+    b:sh(batch.command(argv(ctx)), "node")
+  end,
+  check = function(ctx, _, part)
+    if part.code ~= 0 then
       ctx.log.warn("supervise: could not register the MCP server (exit %d); inside the bottle run: %s",
-        r.code, table.concat(argv, " "))
+        part.code, table.concat(argv(ctx), " "))
     end
   end,
 }

@@ -160,6 +160,12 @@ e2e_run() {
   (e2e_exec "$@")
 }
 
+# A TCP port free on this host right now (files run side by side on one
+# engine; fixed ports would collide).
+e2e_free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])'
+}
+
 # --- the guest's boundary ------------------------------------------------------
 # A server on the host bound to every interface (0.0.0.0:$1), answering 200.
 # Sets HOST_SERVER (its pid). The guest must reach it at none of the host's

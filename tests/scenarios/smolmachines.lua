@@ -52,21 +52,16 @@ scenario("happy path with routes, git-gate and supervise", function(t)
     "ca mint egress/ca",
     "docker container_create bottle-bundle-",
     "docker container_start bottle-bundle-",
-    "docker exec bottle-bundle-",
-    "net wait_unix",
     "docker image_save bottle-agent:latest",
     "smolvm machine create --name bottle-",
     "smolvm machine start --name bottle-",
-    "-- true",
-    "-- chown -R node:node /home/node",
-    "socat TCP-LISTEN",
-    "smolvm machine cp",
-    "update-ca-certificates",
-    ".bottle-prompt.txt",
-    "insteadOf ssh://git@git.example.org:22/ada/myrepo.git",
-    "user.name Ada",
-    "user.email ada@example.org",
-    "claude mcp add --scope user --transport http supervise http://127.0.0.1:9100/",
+    "docker exec bottle-bundle-",
+    "net wait_unix",
+    "part relay",
+    "part ca",
+    "part prompt",
+    "part git",
+    "part supervise",
     "runuser -u node -- claude --dangerously-skip-permissions",
     "smolvm machine stop --name bottle-",
     "smolvm machine delete --name bottle-",
@@ -86,18 +81,29 @@ scenario("happy path with routes, git-gate and supervise", function(t)
   end
   t:eq(mounted, { "egress.sock -> /run/bottle/egress.sock", "git-gate.sock -> /run/bottle/git-gate.sock",
     "supervise.sock -> /run/bottle/supervise.sock" })
-  t:eq(#r:all("net wait_unix"), 3, "every socket answers before the VM is made")
-  -- the relay step: one exec for every socket, each reporting itself up
-  local relay = r:all("socat TCP-LISTEN")
-  t:eq(#relay, 1)
-  t:eq({ table.unpack(relay[1].command, 5) }, { "egress:9099:/run/bottle/egress.sock",
-    "git-gate:9418:/run/bottle/git-gate.sock", "supervise:9100:/run/bottle/supervise.sock" })
-  local start = r:find("smolvm machine start")
-  local ca = r:has("update-ca-certificates")
-  t:eq(ca.command, { "sh", "-c", 'chown root:root "$1" && chmod 644 "$1" && update-ca-certificates', "sh",
-    "/usr/local/share/ca-certificates/bottle-mitm.crt" })
-  t:eq(#r:all("update-ca-certificates"), 1, "the CA is installed with one sh -c")
-  t:ok(ca.index > start)
+  t:eq(#r:all("net wait_unix"), 3, "every socket answers before provisioning")
+  -- provisioning is one upload (the exec's stdin) and one exec: with the
+  -- agent's, two execs in all, and nothing copied in with `machine cp`
+  local execs = r:all("smolvm machine exec")
+  t:eq(#execs, 2, "one provisioning exec, one agent exec")
+  r:lacks("smolvm machine cp")
+  t:contains(execs[1].argv, "-i")
+  -- the relay part: every socket, each reporting itself up
+  local relay = r:has("part relay")
+  for _, spec in ipairs({ "egress:9099:/run/bottle/egress.sock", "git-gate:9418:/run/bottle/git-gate.sock",
+    "supervise:9100:/run/bottle/supervise.sock" }) do
+    t:contains(relay.text, spec)
+  end
+  local ca = r:has("part ca")
+  t:contains(ca.text, 'install -o root -g root -m 644 "$BOTTLE_STAGE"/ca.crt ' ..
+    "/usr/local/share/ca-certificates/bottle-mitm.crt && update-ca-certificates")
+  t:eq(#r:all("update-ca-certificates"), 2, "the CA is installed by one fragment of the one exec")
+  local git = r:has("part git")
+  t:contains(git.text, "runuser -u node --")
+  t:contains(git.text, "url.git://127.0.0.1:9418/myrepo.insteadOf")
+  t:contains(git.text, "ssh://git@git.example.org:22/ada/myrepo.git")
+  t:contains(r:has("part supervise").text, "claude mcp add --scope user --transport http supervise " ..
+    "http://127.0.0.1:9100/")
   -- every exec carries the guest env: the guest's own loopback, relayed
   for _, c in ipairs(r:all("smolvm machine exec")) do
     t:eq(c.guest_env.HTTPS_PROXY, "http://127.0.0.1:9099")
@@ -136,8 +142,7 @@ scenario("without routes pipelock faces the agent and no egress CA is minted", f
   t:eq(bundle.publish, nil)
   t:eq(bundle.env.EGRESS_UPSTREAM_PROXY, nil)
   t:eq(bundle.env.BOTTLE_RELAY_ROUTES:match("sockets/([%w-]+)%.sock=127%.0%.0%.1:8888$"), "pipelock")
-  local cp = r:has("smolvm machine cp")
-  t:contains(cp.text, "/pipelock/ca.crt bottle-")
+  t:contains(r.output, "trusting pipelock's CA")
   for _, c in ipairs(r:all("smolvm machine exec")) do
     t:eq(c.guest_env.HTTPS_PROXY, "http://127.0.0.1:8888")
   end
@@ -156,8 +161,8 @@ scenario("socket mode host: bottle relays the sockets to the bundle's loopback p
   t:eq(published, { 9099, 9418, 9100 })
   t:eq(bundle.env.BOTTLE_RELAY_ROUTES, nil, "the bundle runs no relay of its own")
   t:eq(bundle.env.BOTTLE_SIDECAR_DAEMONS, "egress,pipelock,git-gate,supervise")
-  r:order({ "docker ports bottle-bundle-", "net wait_tcp 127.0.0.1:41099", "spawn __relay", "net wait_unix",
-    "smolvm machine create" })
+  r:order({ "smolvm machine create", "docker ports bottle-bundle-", "net wait_tcp 127.0.0.1:41099",
+    "spawn __relay", "net wait_unix", "part relay" })
   local spawn = r:has("spawn __relay")
   t:eq(spawn.argv[1], "/fake/bin/bottle")
   t:match(spawn.argv[3], "/sockets/egress%.sock=127%.0%.0%.1:41099$")
@@ -211,7 +216,7 @@ function(t)
   local env = mode == "host" and HOST_MODE or nil
   local base = t:run(full({ env = env }))
   base:exit(0)
-  t:ok(base.launch_calls > 15, "the sweep covers the whole launch")
+  t:ok(base.launch_calls >= 10, "the sweep covers the whole launch")
   for k = 1, base.launch_calls do
     local r = t:run(full({ fail = k, env = env }))
     local failed
@@ -268,10 +273,10 @@ end
 scenario("an exec smolvm could not deliver is tried again with short, growing delays", function(t)
   local r = t:run(full({ smolvm = { unreachable = 2 } }))
   r:exit(0)
-  local probes = r:all("-- true")
-  t:eq(#probes, 3, "two tries did not reach the guest, the third ran")
-  t:contains(probes[1].argv, "true")
-  t:eq(probes[1].code, 1)
+  local tries = r:all("::bottle-step begin relay")
+  t:eq(#tries, 3, "two tries did not reach the guest, the third ran")
+  t:eq(tries[1].code, 1)
+  t:eq(#r:all("part relay"), 1, "the script ran once")
   t:eq(r.sleeps, { 25, 50 })
   r:removed_all()
 end)
@@ -279,8 +284,8 @@ end)
 scenario("a command that ran and was killed (137) is never run again: the launch fails and unwinds", function(t)
   local r = t:run(full({ smolvm = { exit137 = 1 } }))
   r:exit(1)
-  t:contains(r.message, "settle: `true` exited 137")
-  t:eq(#r:all("-- true"), 1)
+  t:contains(r.message, "provision: the provisioning exec ended with 137 before any step ran")
+  t:eq(#r:all("::bottle-step begin relay"), 1)
   t:eq(r.sleeps, {})
   r:removed_all()
 end)
@@ -412,19 +417,25 @@ scenario("skills are copied into the guest and owned by node", function(t)
     home = { [".claude/skills/pdf/SKILL.md"] = "# pdf\n" },
   })
   r:exit(0)
-  r:order({ "rm -rf /home/node/.claude/skills/pdf", "smolvm machine cp", "tar -xf",
-    "chown -R node:node /home/node/.claude" })
+  local part = r:has("part skills")
+  t:contains(part.text, 'rm -rf /home/node/.claude/skills/pdf && cp -R "$BOTTLE_STAGE"/skills/pdf ' ..
+    "/home/node/.claude/skills/pdf")
+  t:contains(part.text, "chown -R node:node /home/node/.claude")
+  -- the skill's files travel in the one upload (the exec's stdin, a tar)
+  local upload = r:has("smolvm machine exec --name bottle-coder").stdin
+  t:contains(upload, "skills/pdf/SKILL.md")
+  t:contains(upload, "# pdf\n")
   -- a non-empty prompt adds the prompt file flag
   r:has("claude --dangerously-skip-permissions --append-system-prompt-file /home/node/.bottle-prompt.txt")
 end)
 
 scenario("a supervise registration failure is a warning with the manual command", function(t)
-  local r = t:run(full({ exec = function(argv)
-    if argv[5] == "claude" and argv[6] == "mcp" then
-      return { code = 1, stderr = "claude: not found" }
+  local r = t:run(full({ exec = function(_, call)
+    if call.step == "supervise" then
+      return { code = 127, stderr = "sh: 1: claude: not found" }
     end
   end }))
   r:exit(0)
-  t:contains(r.output, "warning: supervise: could not register the MCP server")
+  t:contains(r.output, "warning: supervise: could not register the MCP server (exit 127)")
   t:contains(r.output, "claude mcp add --scope user --transport http supervise http://127.0.0.1:9100/")
 end)

@@ -68,10 +68,10 @@ end
 --- bundle's sockets mounted where the VM has them; registers its removal
 --- at once.
 function C:create()
-  local binds = {}
-  for _, sk in ipairs(self.plan.sockets) do
-    binds[#binds + 1] = { host = sk.host, container = sk.guest, ro = true }
-  end
+  -- The socket folder, not each socket: the bundle makes the sockets after
+  -- the container exists (the engine refuses a bind of a missing file).
+  local guest_dir = self.plan.sockets[1].guest:match("^(.*)/[^/]+$")
+  local binds = { { host = self.plan.state.sockets_dir, container = guest_dir, ro = true } }
   self.id = errors.must(docker.container_create({
     name = self.name,
     image = self.plan.images.agent,

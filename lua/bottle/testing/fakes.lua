@@ -297,22 +297,17 @@ function DOCKER_OPS.image_save(_, _, path)
   return true
 end
 
---- The reply to a command run in a guest (VM exec or container exec).
-function M.exec_reply(rec, argv, call)
-  local s = rec.script
-  if s.exec then
-    local r = s.exec(argv, call, rec)
-    if r then
-      return { code = r.code or 0, stdout = r.stdout or "", stderr = r.stderr or "" }
-    end
-  end
-  local line = table.concat(argv, " ")
-  if argv[1] == "sh" and (argv[3] or ""):find("socat TCP-LISTEN", 1, true) then
-    -- The relay step's script: each relay reports itself up.
-    local out = {}
-    for i = 5, #argv do
-      local svc, port = argv[i]:match("^([^:]+):(%d+):")
-      out[#out + 1] = string.format("relay %s 127.0.0.1:%s ok\n", svc, port)
+-- The default answer to one command (or one part of a provisioning batch)
+-- in a guest: success, with what the guest's tools would print where a
+-- step checks it (update-ca-certificates' summary, the relays' lines).
+local function default_reply(line)
+  if line:find("socat TCP-LISTEN", 1, true) then
+    local out, seen = {}, {}
+    for svc, port in line:gmatch("([%w-]+):(%d+):/[^%s']+") do
+      if not seen[svc] then
+        seen[svc] = true
+        out[#out + 1] = string.format("relay %s 127.0.0.1:%s ok\n", svc, port)
+      end
     end
     return { code = 0, stdout = table.concat(out), stderr = "" }
   end
@@ -322,6 +317,49 @@ function M.exec_reply(rec, argv, call)
   return { code = 0, stdout = "", stderr = "" }
 end
 
+local function reply_to(rec, argv, call)
+  local s = rec.script
+  if s.exec then
+    local r = s.exec(argv, call, rec)
+    if r then
+      return { code = r.code or 0, stdout = r.stdout or "", stderr = r.stderr or "" }
+    end
+  end
+  return default_reply(table.concat(argv, " "))
+end
+
+-- A provisioning batch (bottle.batch): each part is answered on its own
+-- (the scenario's `exec` sees it as {"sh", "-c", fragment}, with
+-- call.step naming the step) and recorded as a call "part <step>: ...";
+-- the output carries the markers the launch splits it by.
+local function batch_reply(rec, script, call)
+  local batch = require("bottle.batch")
+  local out, code = {}, 0
+  for _, part in ipairs(batch.split_script(script)) do
+    local pcall_ = { kind = "part", step = part.name, command = { "sh", "-c", part.fragment },
+      text = "part " .. part.name .. ": " .. part.fragment, parent = call.index }
+    rec:record(pcall_, false)
+    local r = reply_to(rec, pcall_.command, pcall_)
+    pcall_.code = r.code
+    out[#out + 1] = string.format("%s begin %s\n%s%s%s%s end %s %d\n", batch.MARK, part.name, r.stdout, r.stderr,
+      (r.stdout .. r.stderr):match("\n$") and "" or ((r.stdout .. r.stderr) ~= "" and "\n" or ""), batch.MARK,
+      part.name, r.code)
+    if r.code ~= 0 and part.fatal then
+      code = r.code
+      break
+    end
+  end
+  return { code = code, stdout = table.concat(out), stderr = "" }
+end
+
+--- The reply to a command run in a guest (VM exec or container exec).
+function M.exec_reply(rec, argv, call)
+  if argv[1] == "sh" and argv[2] == "-c" and (argv[3] or ""):find("::bottle-step begin", 1, true) then
+    return batch_reply(rec, argv[3], call)
+  end
+  return reply_to(rec, argv, call)
+end
+
 function DOCKER_OPS.exec(rec, id, opts, call)
   local c = find_container(rec, id)
   if not c or not c.running then
@@ -329,6 +367,7 @@ function DOCKER_OPS.exec(rec, id, opts, call)
   end
   call.argv = copy(opts.cmd)
   call.env_names = sorted_keys(opts.env)
+  call.stdin = opts.stdin
   return M.exec_reply(rec, opts.cmd, call)
 end
 
@@ -622,7 +661,7 @@ function M.proc(rec, smolvm_exe, base_env)
       end
     end
     table.sort(extra)
-    local call = { argv = copy(argv), env_names = extra, interactive = spec.interactive or nil }
+    local call = { argv = copy(argv), env_names = extra, interactive = spec.interactive or nil, stdin = spec.stdin }
     if exe == smolvm_exe then
       call.kind = "smolvm"
       call.text = "smolvm " .. table.concat(argv, " ", 2)
