@@ -97,31 +97,38 @@ scenario("a hop policy putting a hop after pipelock, or naming none, is refused"
   t:contains(r.message, "names egress twice")
 end)
 
--- The worked example of docs/recipes.md ("Adding a provisioning step").
-local WORKSPACE_STEP = [[
--- Provisioning step `workspace`: a work directory for the agent, owned by
--- node, and git's safe.directory for it.
-return {
-  description = "create ~/work for the agent",
-  run = function(ctx, plan, target)
-    target:must("workspace", { "mkdir", "-p", "/home/node/work" }, { user = "node" })
-    target:must("workspace", { "git", "config", "--global", "--add", "safe.directory", "/home/node/work" },
-      { user = "node" })
-    ctx.log.info("workspace: /home/node/work is ready")
-  end,
-}
-]]
+-- The worked example of docs/recipes.md ("Adding a provisioning step"),
+-- read from the document itself so the two cannot drift apart.
+local function doc_example()
+  local doc = assert(require("rt.fs").read("docs/recipes.md"), "run from the repository's top directory")
+  local code = doc:match("`~/%.config/bottle/recipes/steps/workspace%.lua`:\n\n```lua\n(.-)```")
+  return assert(code, "docs/recipes.md has no workspace.lua example")
+end
+local WORKSPACE_STEP = doc_example()
+
+-- The guest's answer to the workspace fragment: what the real commands
+-- print (the scenario fakes know only the built-in steps' output).
+local function guest(ready)
+  return function(_, call)
+    if call.step == "workspace" then
+      return ready and { stdout = "workspace ready\n" } or { code = 1, stderr = "mkdir: Permission denied\n" }
+    end
+  end
+end
 
 scenario("a step the bottle adds with `provision:` runs after the defaults, before the agent", function(t)
   local r = t:run({
     args = { "--bottle", "work", "--yes" },
     files = { ["bottles/work.md"] = "---\nprovision: [workspace]\n---\n" },
     lua = { ["recipes/steps/workspace.lua"] = WORKSPACE_STEP },
+    exec = guest(true),
   })
   r:exit(0)
-  r:order({ "part ca", "part prompt", "mkdir -p /home/node/work",
-    "safe.directory /home/node/work", "runuser -u node -- claude" })
-  t:contains(r.output, "provision workspace")
+  r:order({ "part ca", "part prompt", "part workspace", "runuser -u node -- claude" })
+  local part = r:has("part workspace")
+  t:contains(part.text, "runuser -u node --")
+  t:contains(part.text, "mkdir -p /home/node/work && git config --global --add safe.directory /home/node/work")
+  t:contains(r.output, "provision relay, ca, prompt, workspace")
   t:contains(r.output, "workspace: /home/node/work is ready")
   local dry = t:run({
     args = { "--bottle", "work", "--dry-run", "--json" },
@@ -130,6 +137,17 @@ scenario("a step the bottle adds with `provision:` runs after the defaults, befo
   })
   dry:exit(0)
   t:eq(require("bottle.json").decode(dry.stdout).provision, { "relay", "ca", "prompt", "workspace" })
+  -- its own check decides: a guest that could not make the directory fails the launch
+  local bad = t:run({
+    args = { "--bottle", "work", "--yes" },
+    files = { ["bottles/work.md"] = "---\nprovision: [workspace]\n---\n" },
+    lua = { ["recipes/steps/workspace.lua"] = WORKSPACE_STEP },
+    exec = guest(false),
+  })
+  bad:exit(1)
+  t:contains(bad.message, "provision workspace: the work directory was not made: mkdir: Permission denied")
+  bad:lacks("runuser -u node -- claude")
+  bad:removed_all()
 end)
 
 scenario("a bottle naming a step that does not exist is refused with its file and line", function(t)
