@@ -66,7 +66,7 @@ function M.scan(env)
   else
     for _, c in ipairs(containers) do
       local slug = c.labels[L.slug]
-      if slug and c.labels[L.role] ~= "agent" then
+      if slug and c.labels[L.role] ~= "agent" and names.ours(c.labels, root) then
         local e = entry(found, slug)
         e.containers[#e.containers + 1] = { id = c.id, name = (c.names[1] or ""):gsub("^/", ""), state = c.state,
           role = c.labels[L.role] }
@@ -86,7 +86,7 @@ function M.scan(env)
     local nets = docker.network_list({ labels = names.any_launch() }) or {}
     for _, n in ipairs(nets) do
       local slug = n.labels and n.labels[L.slug]
-      if slug then
+      if slug and names.ours(n.labels, root) then
         local e = entry(found, slug)
         e.networks[#e.networks + 1] = { id = n.id, name = n.name }
       end
@@ -101,7 +101,8 @@ function M.scan(env)
       notes[#notes + 1] = err
     end
     for _, item in ipairs(items or {}) do
-      if item.labelled ~= false or (found[item.slug] and found[item.slug].state_dir) then
+      local mine = item.labels == nil or names.ours(item.labels, root)
+      if mine and (item.labelled ~= false or (found[item.slug] and found[item.slug].state_dir)) then
         local e = entry(found, item.slug)
         item.backend = backend
         e.guests[#e.guests + 1] = item

@@ -12,6 +12,10 @@ M.LABEL = {
   backend = "io.bottle.backend",
   agent = "io.bottle.agent",
   daemons = "io.bottle.daemons",
+  -- The launch's state dir: whose launch this is. An engine is often
+  -- shared (by users, by checkouts); `bottle cleanup` touches only the
+  -- resources of launches under its own state root.
+  state = "io.bottle.state",
 }
 
 --- What a slug looks like: <label or agent>-<6 hex digits>.
@@ -50,11 +54,21 @@ function M.labels(plan, role, extra)
     [M.LABEL.role] = role,
     [M.LABEL.backend] = plan.backend,
     [M.LABEL.agent] = plan.agent and plan.agent.name or nil,
+    [M.LABEL.state] = plan.state and plan.state.dir or nil,
   }
   for k, v in pairs(extra or {}) do
     out[k] = v
   end
   return out
+end
+
+--- Whether a resource's labels say it belongs to a launch under
+--- `state_root` (resources made before the label existed count as ours).
+---@param labels table
+---@param state_root string
+function M.ours(labels, state_root)
+  local dir = labels and labels[M.LABEL.state]
+  return dir == nil or dir == "" or dir:sub(1, #state_root + 1) == state_root .. "/"
 end
 
 --- The label filter that selects every bottle-made resource.

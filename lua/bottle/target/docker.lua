@@ -172,7 +172,7 @@ function M.inventory()
     local slug = c.labels[names.LABEL.slug]
     if slug and (c.labels[names.LABEL.backend] or "docker") == "docker" then
       out[#out + 1] = { slug = slug, id = c.id, name = (c.names[1] or ""):gsub("^/", ""), state = c.state,
-        kind = "container", role = "agent" }
+        kind = "container", role = "agent", labels = c.labels }
     end
   end
   return out

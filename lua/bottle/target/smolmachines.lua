@@ -177,7 +177,7 @@ function M.inventory(env)
     local slug = labels[names.LABEL.slug] or names.slug_of_machine(m.name)
     if slug then
       out[#out + 1] = { slug = slug, name = m.name, state = m.state, kind = "machine",
-        labelled = labels[names.LABEL.slug] ~= nil, role = labels[names.LABEL.role] }
+        labelled = labels[names.LABEL.slug] ~= nil, role = labels[names.LABEL.role], labels = labels }
     end
   end
   return out
