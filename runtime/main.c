@@ -5,7 +5,9 @@
  * `bottle __relay ...` (the host side of a guest's sockets, started and
  * stopped by a launch) is plain C and never starts Lua. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "host.h"
 #include "log.h"
@@ -35,6 +37,23 @@ static int collect_lua_dirs(int argc, char **argv, struct host_opts *o) {
   return 0;
 }
 
+/* BOTTLE_STATS=1: bottle's own cost on stderr at exit (children excluded),
+ * for bench/launch. */
+static void print_stats(void) {
+  const char *want = getenv("BOTTLE_STATS");
+  if (!want || !*want || strcmp(want, "0") == 0) return;
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return;
+  long cpu_us = (long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000L + (long)ru.ru_utime.tv_usec +
+                (long)ru.ru_stime.tv_usec;
+#ifdef __APPLE__
+  long rss_kb = (long)(ru.ru_maxrss / 1024); /* bytes there, KiB on Linux */
+#else
+  long rss_kb = (long)ru.ru_maxrss;
+#endif
+  fprintf(stderr, "bottle-stats: cpu_us=%ld maxrss_kb=%ld\n", cpu_us, rss_kb);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "__relay") == 0) return relay_main("bottle __relay", argc - 2, argv + 2);
   struct host_opts opts;
@@ -47,5 +66,6 @@ int main(int argc, char **argv) {
   }
   int code = host_main(L, argc, argv);
   host_close(L);
+  print_stats();
   return code;
 }
