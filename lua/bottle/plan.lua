@@ -359,17 +359,9 @@ local function socket_mode(env)
   return mode
 end
 
---- Builds the plan. Raises a positioned error on any bad input.
----@param ctx table recipe context (opts, env, args)
----@param backend_name string a backend (bottle.target.<name>)
----@return table plan
-function M.build(ctx, backend_name)
-  local backend = require("bottle.target").load(backend_name)
-  local env = ctx.env
+-- The agent manifest and the merged settings of the bottle(s) it runs in.
+local function agent_and_settings(ctx, env, cwd)
   local opts = ctx.opts or {}
-  local cwd = ctx.cwd or errors.must(fs.cwd())
-  manifest.warn_project_bottles(env, cwd)
-
   local agent_name = opts.agent or "claude"
   local agent = manifest.find(env, "agent", agent_name, cwd)
   if not agent then
@@ -382,6 +374,59 @@ function M.build(ctx, backend_name)
     local s = manifest.resolve_bottle(env, name, cwd)
     settings = settings and manifest.merge(settings, s) or s
   end
+  return agent, settings, bottle_names
+end
+
+local function agent_part(ctx, env, agent)
+  local custom = #(ctx.args or {}) > 0
+  return {
+    name = agent.name,
+    file = agent.file,
+    origin = agent.origin,
+    prompt = agent.body,
+    has_prompt = agent.body:match("%S") ~= nil,
+    skills = check_skills(env, agent),
+    command = custom and ctx.args or defaults.AGENT_COMMAND,
+    custom_command = custom,
+  }
+end
+
+-- The hop order and what it decides: egress's upstream, the CAs, the CA
+-- the guest trusts, egress's table.
+local function hop_part(plan)
+  plan.hops = M.check_hops(hops.order(plan))
+  plan.egress_upstream = M.next_hop(plan, "egress")
+  -- pipelock always runs and needs its CA; egress's only when it is in the
+  -- agent's path. The agent trusts the agent-facing hop's CA alone.
+  plan.cas = M.in_path(plan, "egress") and { "pipelock", "egress" } or { "pipelock" }
+  plan.guest_ca = plan.hops[1]
+  plan.egress_table = egress_table(plan.routes, plan.hops)
+end
+
+-- The bundle: its sockets (for a backend reached through them), its spec
+-- and a provisional subnet.
+local function bundle_part(plan, env)
+  if plan.access == "sockets" then
+    local uid, gid = proc.ids()
+    plan.owner = uid .. ":" .. gid
+    plan.socket_mode = socket_mode(env)
+    plan.sockets = bundle.sockets(plan)
+  end
+  plan.bundle = bundle.spec(plan)
+  local net = errors.must(bundle.pick_subnet(env.BOTTLE_SUBNET_POOL or defaults.SUBNET_POOL, plan.slug, {}))
+  plan.bundle.subnet, plan.bundle.gateway, plan.bundle.ip = net.subnet, net.gateway, net.ip
+end
+
+--- Builds the plan. Raises a positioned error on any bad input.
+---@param ctx table recipe context (opts, env, args)
+---@param backend_name string a backend (bottle.target.<name>)
+---@return table plan
+function M.build(ctx, backend_name)
+  local backend = require("bottle.target").load(backend_name)
+  local env = ctx.env
+  local cwd = ctx.cwd or errors.must(fs.cwd())
+  manifest.warn_project_bottles(env, cwd)
+  local agent, settings, bottle_names = agent_and_settings(ctx, env, cwd)
 
   local plan = {
     recipe = ctx.name or backend_name,
@@ -390,27 +435,12 @@ function M.build(ctx, backend_name)
     bottles = bottle_names,
     created = time.wall(),
   }
-  plan.agent = {
-    name = agent.name,
-    file = agent.file,
-    origin = agent.origin,
-    prompt = agent.body,
-    has_prompt = agent.body:match("%S") ~= nil,
-    skills = check_skills(env, agent),
-    command = (#(ctx.args or {}) > 0) and ctx.args or defaults.AGENT_COMMAND,
-    custom_command = #(ctx.args or {}) > 0,
-  }
+  plan.agent = agent_part(ctx, env, agent)
   plan.slug = new_slug(ctx, agent.name)
   plan.env = environment.resolve(settings.env or {}, settings.env_origin or {}, env)
   local declared = settings.egress and settings.egress.routes or {}
   plan.routes, plan.token_slots = routes_and_slots(declared, env)
-  plan.hops = M.check_hops(hops.order(plan))
-  plan.egress_upstream = M.next_hop(plan, "egress")
-  -- pipelock always runs and needs its CA; egress's only when it is in the
-  -- agent's path. The agent trusts the agent-facing hop's CA alone.
-  plan.cas = M.in_path(plan, "egress") and { "pipelock", "egress" } or { "pipelock" }
-  plan.guest_ca = plan.hops[1]
-  plan.egress_table = egress_table(plan.routes, plan.hops)
+  hop_part(plan)
   plan.allowlist = allowlist(plan.routes)
   plan.git_gate = git_gate(env, settings, agent)
   plan.supervise = settings.supervise == true
@@ -424,15 +454,7 @@ function M.build(ctx, backend_name)
     return env[name]
   end
   plan.state = state_paths(paths.state_root(env) .. "/" .. plan.slug)
-  if plan.access == "sockets" then
-    local uid, gid = proc.ids()
-    plan.owner = uid .. ":" .. gid
-    plan.socket_mode = socket_mode(env)
-    plan.sockets = bundle.sockets(plan)
-  end
-  plan.bundle = bundle.spec(plan)
-  local net = errors.must(bundle.pick_subnet(env.BOTTLE_SUBNET_POOL or defaults.SUBNET_POOL, plan.slug, {}))
-  plan.bundle.subnet, plan.bundle.gateway, plan.bundle.ip = net.subnet, net.gateway, net.ip
+  bundle_part(plan, env)
   plan.guest_env = guest_env(plan, plan.env)
   for k, v in pairs(backend.plan(plan, ctx) or {}) do
     if plan[k] ~= nil then
