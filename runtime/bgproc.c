@@ -38,22 +38,7 @@ int proc_bg_start(const struct proc_bg_spec *spec, pid_t *pid) {
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0600);
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  short flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP;
-#ifdef POSIX_SPAWN_CLOEXEC_DEFAULT
-  flags |= POSIX_SPAWN_CLOEXEC_DEFAULT;
-#endif
-  posix_spawnattr_setflags(&attr, flags);
-  posix_spawnattr_setpgroup(&attr, 0);
-  sigset_t none, deflt;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  sigemptyset(&deflt);
-  sigaddset(&deflt, SIGPIPE);
-  sigaddset(&deflt, SIGINT);
-  sigaddset(&deflt, SIGTERM);
-  sigaddset(&deflt, SIGHUP);
-  sigaddset(&deflt, SIGCHLD);
-  posix_spawnattr_setsigdefault(&attr, &deflt);
+  proc_spawn_setup(&fa, &attr, 1);
   int rc = posix_spawn(pid, path, &fa, &attr, (char *const *)spec->argv, (char *const *)envp);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);

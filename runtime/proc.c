@@ -157,6 +157,39 @@ struct child {
   int wstatus, exited;
 };
 
+void proc_spawn_setup(posix_spawn_file_actions_t *fa, posix_spawnattr_t *attr, int own_group) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+  /* Belt and braces: descriptors opened without O_CLOEXEC elsewhere in the
+   * process (Lua's io library) must not leak into children. */
+  posix_spawn_file_actions_addclosefrom_np(fa, 3);
+#endif
+  short flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK;
+  if (own_group) {
+    flags |= POSIX_SPAWN_SETPGROUP;
+    posix_spawnattr_setpgroup(attr, 0);
+  }
+#ifdef POSIX_SPAWN_CLOEXEC_DEFAULT
+  flags |= POSIX_SPAWN_CLOEXEC_DEFAULT; /* macOS: same effect as closefrom */
+  if (!own_group) {
+    posix_spawn_file_actions_addinherit_np(fa, 0);
+    posix_spawn_file_actions_addinherit_np(fa, 1);
+    posix_spawn_file_actions_addinherit_np(fa, 2);
+  }
+#endif
+  posix_spawnattr_setflags(attr, flags);
+  sigset_t none, deflt;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(attr, &none);
+  sigemptyset(&deflt);
+  sigaddset(&deflt, SIGPIPE);
+  sigaddset(&deflt, SIGINT);
+  sigaddset(&deflt, SIGTERM);
+  sigaddset(&deflt, SIGHUP);
+  sigaddset(&deflt, SIGQUIT);
+  sigaddset(&deflt, SIGCHLD);
+  posix_spawnattr_setsigdefault(attr, &deflt);
+}
+
 /* Spawns the child with its streams wired and a clean signal state. 0, or
  * -1 with *error set. */
 static int spawn_child(const struct proc_spec *spec, const char *path, const char *const *envp, struct child *c,
@@ -176,37 +209,7 @@ static int spawn_child(const struct proc_spec *spec, const char *path, const cha
       posix_spawn_file_actions_adddup2(&fa, c->err_p[1], 2);
     }
   }
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-  /* Belt and braces: descriptors opened without O_CLOEXEC elsewhere in the
-   * process (Lua's io library) must not leak into children. */
-  if (ok) posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-#endif
-
-  short flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK;
-  if (!spec->interactive) {
-    flags |= POSIX_SPAWN_SETPGROUP;
-    posix_spawnattr_setpgroup(&attr, 0);
-  }
-#ifdef POSIX_SPAWN_CLOEXEC_DEFAULT
-  flags |= POSIX_SPAWN_CLOEXEC_DEFAULT; /* macOS: same effect as closefrom */
-  if (spec->interactive) {
-    posix_spawn_file_actions_addinherit_np(&fa, 0);
-    posix_spawn_file_actions_addinherit_np(&fa, 1);
-    posix_spawn_file_actions_addinherit_np(&fa, 2);
-  }
-#endif
-  posix_spawnattr_setflags(&attr, flags);
-  sigset_t none, deflt;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  sigemptyset(&deflt);
-  sigaddset(&deflt, SIGPIPE);
-  sigaddset(&deflt, SIGINT);
-  sigaddset(&deflt, SIGTERM);
-  sigaddset(&deflt, SIGHUP);
-  sigaddset(&deflt, SIGQUIT);
-  sigaddset(&deflt, SIGCHLD);
-  posix_spawnattr_setsigdefault(&attr, &deflt);
+  if (ok) proc_spawn_setup(&fa, &attr, !spec->interactive);
 
   int rc = ok ? posix_spawn(&c->pid, path, &fa, &attr, (char *const *)spec->argv, (char *const *)envp) : errno;
   posix_spawn_file_actions_destroy(&fa);

@@ -9,6 +9,7 @@
 #ifndef BOTTLE_PROC_H
 #define BOTTLE_PROC_H
 
+#include <spawn.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -49,6 +50,11 @@ void proc_result_free(struct proc_result *res);
 /* Resolves prog against PATH as found in envp (or our environment). Writes
  * the path to out and returns 0, or returns -1 (ENOENT/EACCES in errno). */
 int proc_resolve(const char *prog, const char *const *envp, char *out, size_t outsz);
+
+/* The spawn settings every child gets: default signal dispositions and an
+ * empty mask, no inherited descriptor but 0-2, and (own_group) a process
+ * group of its own; otherwise it shares ours and our terminal. */
+void proc_spawn_setup(posix_spawn_file_actions_t *fa, posix_spawnattr_t *attr, int own_group);
 
 /* Exit status from waitpid decoded the way shells do: 128+N for signal N. */
 int proc_decode_status(int wstatus);

@@ -175,15 +175,6 @@ function M.sockets(plan)
   return out
 end
 
-local function has(list, v)
-  for _, x in ipairs(list or {}) do
-    if x == v then
-      return true
-    end
-  end
-  return false
-end
-
 local function add_env(list, name, value, secret)
   list[#list + 1] = { name = name, value = value, secret = secret or false }
 end
@@ -214,7 +205,7 @@ function M.spec(plan)
   -- the tokens and the next hop as its upstream; left out, it idles with an
   -- empty table and holds no token.
   mount(st.egress_routes, M.IN.egress_routes)
-  if has(plan.cas, "egress") then
+  if plan.egress_in_path then
     mount(st.egress_ca_pem, M.IN.egress_ca)
     for _, slot in ipairs(plan.token_slots) do
       add_env(env, slot.slot, plan.host_env_value(slot.ref), true)

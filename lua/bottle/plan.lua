@@ -398,7 +398,8 @@ local function hop_part(plan)
   plan.egress_upstream = M.next_hop(plan, "egress")
   -- pipelock always runs and needs its CA; egress's only when it is in the
   -- agent's path. The agent trusts the agent-facing hop's CA alone.
-  plan.cas = M.in_path(plan, "egress") and { "pipelock", "egress" } or { "pipelock" }
+  plan.egress_in_path = M.in_path(plan, "egress")
+  plan.cas = plan.egress_in_path and { "pipelock", "egress" } or { "pipelock" }
   plan.guest_ca = plan.hops[1]
   plan.egress_table = egress_table(plan.routes, plan.hops)
 end

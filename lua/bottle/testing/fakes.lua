@@ -16,6 +16,8 @@ local host = require("rt.host")
 
 local M = {}
 
+--- A deep copy (what a call was given, as it was then; a plan as built).
+--- Keys, functions and userdata are kept by identity; cycles are kept.
 local function copy(v, seen)
   if type(v) ~= "table" then
     return v
@@ -27,10 +29,11 @@ local function copy(v, seen)
   local out = {}
   seen[v] = out
   for k, x in pairs(v) do
-    out[copy(k, seen)] = copy(x, seen)
+    out[k] = copy(x, seen)
   end
   return out
 end
+M.copy = copy
 
 local function sorted_keys(t)
   local out = {}

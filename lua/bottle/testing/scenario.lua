@@ -41,23 +41,6 @@ local function write_tree(root, files)
   end
 end
 
--- A deep copy of a plan; functions and userdata are kept by identity.
-local function snapshot(v, seen)
-  if type(v) ~= "table" then
-    return v
-  end
-  seen = seen or {}
-  if seen[v] then
-    return seen[v]
-  end
-  local out = {}
-  seen[v] = out
-  for k, x in pairs(v) do
-    out[k] = snapshot(x, seen)
-  end
-  return out
-end
-
 -- The first difference between a plan and its snapshot, as "path: was
 -- X, now Y", or nil when they are the same.
 local function difference(now, was, path, seen)
@@ -307,7 +290,7 @@ function T:run(spec)
   local build = plan_mod.build
   plan_mod.build = function(...)
     local p = build(...)
-    built[#built + 1] = { plan = p, copy = snapshot(p) }
+    built[#built + 1] = { plan = p, copy = fakes.copy(p) }
     return p
   end
 
