@@ -2,7 +2,11 @@
 --
 -- Forms (SPEC §5.1): "${NAME}" as the whole value copies the host variable
 -- NAME (missing is an error naming it); "?" or "?question" is asked on the
--- terminal at launch without echo; anything else is a literal. Host and
+-- terminal at launch without echo (or, without a terminal, taken from
+-- BOTTLE_ASK_<NAME> or the file BOTTLE_ASK_<NAME>_FILE names); anything else
+-- is a literal. A "${" anywhere else, or a value that is only "$NAME", is
+-- refused: it would otherwise be passed on literally, which is never what
+-- was meant. Host and
 -- asked values are registered as secrets, so no log, error or trace ever
 -- shows them; the sentinels themselves never reach a guest.
 local proc = require("rt.proc")
@@ -13,9 +17,32 @@ local M = {}
 
 local HOST_REF = "^%${([A-Za-z_][A-Za-z0-9_]*)}$"
 
+--- Why a raw env value is refused, or nil when it is one of the forms.
+---@param value string
+---@return string|nil
+function M.check_value(value)
+  if value:match(HOST_REF) or value:sub(1, 1) == "?" then
+    return nil
+  end
+  local bare = value:match("^%$([A-Za-z_][A-Za-z0-9_]*)$")
+  if bare then
+    return string.format("\"%s\" would be passed on literally; write \"${%s}\" to copy the host variable",
+      value, bare)
+  end
+  if value:find("${", 1, true) then
+    return string.format("\"${...}\" is only substituted as the whole value (\"${NAME}\"), not inside %q; " ..
+      "set the whole value in a host variable and copy that", value)
+  end
+  return nil
+end
+
 --- Classifies one value.
 ---@return table entry { name, kind = "literal"|"host"|"prompt", value?, var?, question? }
 function M.classify(name, value)
+  local why = M.check_value(value)
+  if why then
+    errors.raise(string.format("env %s: %s", name, why))
+  end
   local var = value:match(HOST_REF)
   if var then
     return { name = name, kind = "host", var = var }

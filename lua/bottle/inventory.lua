@@ -30,6 +30,37 @@ local function entry(found, slug)
   return e
 end
 
+--- A state dir's metadata.json as a table, or nil when it is missing,
+--- unreadable or not a JSON object (a truncated or foreign file must not
+--- stop `ls` or `cleanup`).
+---@param text string|nil
+---@return table|nil
+function M.read_meta(text)
+  if type(text) ~= "string" then
+    return nil
+  end
+  local raw = json.decode(text)
+  if type(raw) ~= "table" then
+    return nil
+  end
+  -- Only the fields ls and cleanup use, and only with the types they expect.
+  local meta = {}
+  meta.pid = math.type(raw.pid) and math.tointeger(raw.pid) or nil
+  meta.created = math.type(raw.created) and raw.created or nil
+  for _, k in ipairs({ "backend", "agent", "slug" }) do
+    meta[k] = type(raw[k]) == "string" and raw[k] or nil
+  end
+  if type(raw.daemons) == "table" then
+    meta.daemons = {}
+    for _, d in ipairs(raw.daemons) do
+      if type(d) == "string" then
+        meta.daemons[#meta.daemons + 1] = d
+      end
+    end
+  end
+  return meta
+end
+
 -- The pid in metadata.json still runs bottle.
 local function owner_alive(meta)
   local pid = meta and math.tointeger(meta.pid)
@@ -50,8 +81,7 @@ function M.scan(env)
     if slug:match(SLUG) then
       local e = entry(found, slug)
       e.state_dir = root .. "/" .. slug
-      local text = fs.read(e.state_dir .. "/metadata.json")
-      e.meta = text and json.decode(text) or nil
+      e.meta = M.read_meta(fs.read(e.state_dir .. "/metadata.json", { max = 1048576 }))
     end
   end
 
