@@ -48,7 +48,8 @@ end)
 ]]
   local r, root = bottle({ "test", "{root}/scen.lua" }, {
     ["scen.lua"] = scen,
-    ["cfg/bottle/recipes/steps/prompt.lua"] = 'return { run = function() error("the user\'s ejected prompt step ran", 0) end }\n',
+    ["cfg/bottle/recipes/steps/prompt.lua"] =
+      'return { run = function() error("the user\'s ejected prompt step ran", 0) end }\n',
   })
   fs.rm_rf(root)
   A.eq(r.code, 0, r.stdout .. r.stderr)
