@@ -22,6 +22,8 @@ end
 return {
   description = "run the agent in a docker container on an internal network behind the sidecar bundle",
 
+  dry_run = true, -- launch.start plans, prints and returns nil for --dry-run
+
   run = function(ctx)
     local step = ctx.log.step
     local plan = launch.start(ctx, "docker")

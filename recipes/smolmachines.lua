@@ -15,6 +15,8 @@ local defaults = require("bottle.defaults")
 return {
   description = "run the agent in a smolvm microVM behind the sidecar bundle (default)",
 
+  dry_run = true, -- launch.start plans, prints and returns nil for --dry-run
+
   run = function(ctx)
     local step = ctx.log.step
     local plan = launch.start(ctx, "smolmachines")

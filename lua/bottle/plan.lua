@@ -545,7 +545,7 @@ function M.summary(plan)
     backend = backend .. " (VM " .. plan.machine.name .. ")"
   end
   row("backend", backend)
-  row("command", table.concat(plan.agent.command, " "))
+  row("command", require("bottle.ui").command_line(plan.agent.command))
   return "launch plan " .. plan.slug .. ":\n" .. table.concat(lines, "\n")
 end
 

@@ -43,6 +43,15 @@ end
 ---@return integer code
 ---@return string|nil message
 function M.run(recipe, ctx)
+  if ctx.opts.dry_run and recipe.dry_run ~= true then
+    -- Running it would create real resources: the flag is only a promise
+    -- when the recipe says it keeps it.
+    local message = string.format("recipe %s does not support --dry-run (a recipe that plans without creating " ..
+      "anything says so with dry_run = true); nothing was run", ctx.name)
+    ui.error("%s", message)
+    ctx.scope:close()
+    return 1, message
+  end
   local trace
   local ok, result = xpcall(recipe.run, function(e)
     if not errors.is(e) then
