@@ -72,10 +72,18 @@ local function owner_alive(meta)
 end
 
 --- Everything bottle-made on this machine, by slug.
+---
+--- A backend that cannot be asked (an engine that does not answer, a
+--- smolvm that fails) is reported in `unreachable`, and every launch that
+--- could have resources there lists it in `e.unchecked`: cleanup then keeps
+--- that launch's state dir, which is what names those resources. A smolvm
+--- that is not installed holds no machines and is not an error.
 ---@param env table
----@return table found slug -> entry, table notes (engine/smolvm problems)
+---@return table found slug -> entry
+---@return string[] notes one line per backend that could not be asked
+---@return table unreachable backend ("docker"|"smolvm") -> message
 function M.scan(env)
-  local found, notes = {}, {}
+  local found, notes, unreachable = {}, {}, {}
   local root = paths.state_root(env)
   for _, slug in ipairs(fs.list(root) or {}) do
     if slug:match(SLUG) then
@@ -86,9 +94,12 @@ function M.scan(env)
   end
 
   local containers, cerr = docker.container_list({ labels = { ["io.bottle.slug"] = "" }, all = true })
-  if containers == nil then
-    -- an engine that is not there is not an error for ls/cleanup
-    notes[#notes + 1] = "docker: " .. tostring(cerr)
+  local nets, nerr
+  if containers ~= nil then
+    nets, nerr = docker.network_list({ labels = { ["io.bottle.slug"] = "" } })
+  end
+  if containers == nil or nets == nil then
+    unreachable.docker = "docker: " .. errors.first_line(tostring(cerr or nerr))
   else
     for _, c in ipairs(containers) do
       local slug = c.labels["io.bottle.slug"]
@@ -109,7 +120,6 @@ function M.scan(env)
         end
       end
     end
-    local nets = docker.network_list({ labels = { ["io.bottle.slug"] = "" } }) or {}
     for _, n in ipairs(nets) do
       local slug = n.labels and n.labels["io.bottle.slug"]
       if slug then
@@ -120,7 +130,7 @@ function M.scan(env)
   end
 
   local smolvm = smolvm_mod.new({ env = env })
-  local ok, machines = pcall(smolvm.ls, smolvm)
+  local ok, machines, lerr = pcall(smolvm.ls, smolvm)
   if ok and machines then
     for _, m in ipairs(machines) do
       local labels = type(m.labels) == "table" and m.labels or {}
@@ -137,8 +147,15 @@ function M.scan(env)
         e.backend = e.backend or "smolmachines"
       end
     end
-  elseif not ok and not tostring(machines):find("not found", 1, true) then
-    notes[#notes + 1] = "smolvm: " .. errors.first_line(tostring(machines))
+  elseif ok then
+    unreachable.smolvm = "smolvm: " .. errors.first_line(tostring(lerr))
+  elseif not tostring(errors.is(machines) and machines.message or machines):find(": not found. Install", 1, true) then
+    unreachable.smolvm = "smolvm: " .. errors.first_line(tostring(errors.is(machines) and machines.message or machines))
+  end
+  for _, b in ipairs({ "docker", "smolvm" }) do
+    if unreachable[b] then
+      notes[#notes + 1] = unreachable[b]
+    end
   end
 
   for _, e in pairs(found) do
@@ -151,8 +168,17 @@ function M.scan(env)
       end
     end
     e.live = owner_alive(e.meta)
+    -- every backend keeps its bundle and networks on the engine; only a
+    -- smolmachines launch (or one we cannot tell) can also have a machine
+    e.unchecked = {}
+    if unreachable.docker then
+      e.unchecked[#e.unchecked + 1] = "docker"
+    end
+    if unreachable.smolvm and e.backend ~= "docker" then
+      e.unchecked[#e.unchecked + 1] = "smolvm"
+    end
   end
-  return found, notes
+  return found, notes, unreachable
 end
 
 local function sorted(found)
@@ -217,20 +243,25 @@ function M.ls(opts, env)
       rows[#rows + 1] = e
     end
   end
+  -- A backend that did not answer makes the list incomplete: say so and
+  -- fail, rather than print "no bottles" over resources we cannot see.
+  local code = #notes > 0 and 1 or 0
   for _, n in ipairs(notes) do
-    ui.warn("%s", n)
+    ui.error("cannot list %s", n)
   end
   if opts.json then
     local out = json.array()
     for _, e in ipairs(rows) do
       out[#out + 1] = as_json(e)
     end
-    io.stdout:write(json.encode(out, true), "\n")
-    return 0
+    io.stdout:write(json.encode({ bottles = out, errors = json.array({ table.unpack(notes) }) }, true), "\n")
+    return code
   end
   if #rows == 0 then
-    io.stdout:write("no bottles\n")
-    return 0
+    if code == 0 then
+      io.stdout:write("no bottles\n")
+    end
+    return code
   end
   io.stdout:write(string.format("%-28s %-13s %-10s %-5s %-9s %s\n", "SLUG", "BACKEND", "AGENT", "AGE", "STATUS",
     "DAEMONS"))
@@ -238,7 +269,7 @@ function M.ls(opts, env)
     io.stdout:write(string.format("%-28s %-13s %-10s %-5s %-9s %s\n", e.slug, e.backend or "?", e.agent or "?",
       age(e.created), e.live and "running" or "orphaned", table.concat(e.daemons, ",")))
   end
-  return 0
+  return code
 end
 
 local function describe(e)
@@ -282,13 +313,16 @@ local function remove(env, e)
   for _, n in ipairs(e.networks) do
     try("network " .. n.name, docker.network_remove(n.id))
   end
-  if e.state_dir and #failures == 0 then
+  if e.state_dir and #failures == 0 and #e.unchecked == 0 then
     try("state dir " .. e.state_dir, fs.rm_rf(e.state_dir))
   end
   return failures
 end
 
 --- `bottle cleanup [--yes] [--json]`: leftovers of crashed launches.
+--- A backend that cannot be asked is an error (exit 1, and in the JSON an
+--- `errors` array); what can be seen is still removed, but a launch's state
+--- dir is kept while a backend that could hold its resources is unchecked.
 function M.cleanup(opts, env, hooks)
   env = env or proc.environ()
   hooks = hooks or {}
@@ -299,16 +333,19 @@ function M.cleanup(opts, env, hooks)
       leftovers[#leftovers + 1] = e
     end
   end
+  local errs = json.array({ table.unpack(notes) })
   for _, n in ipairs(notes) do
-    ui.warn("%s", n)
+    ui.error("cannot check %s", n)
   end
+  local code = #notes > 0 and 1 or 0
   if #leftovers == 0 then
     if opts.json then
-      io.stdout:write(json.encode({ removed = json.array(), failed = json.array() }, true), "\n")
+      io.stdout:write(json.encode({ removed = json.array(), failed = json.array(), kept = json.array(),
+        errors = errs }, true), "\n")
     else
-      ui.info("nothing to clean up")
+      ui.info(code == 0 and "nothing to clean up" or "nothing else found to clean up")
     end
-    return 0
+    return code
   end
   ui.info("leftovers of crashed launches:")
   for _, e in ipairs(leftovers) do
@@ -320,24 +357,29 @@ function M.cleanup(opts, env, hooks)
     end
     if not (hooks.confirm or ui.confirm)("remove these?") then
       ui.info("aborted by user")
-      return 0
+      return code
     end
   end
-  local removed, failed = json.array(), json.array()
+  local removed, failed, kept = json.array(), json.array(), json.array()
   for _, e in ipairs(leftovers) do
     local f = remove(env, e)
-    if #f == 0 then
-      removed[#removed + 1] = e.slug
-      ui.info("removed %s", e.slug)
-    else
+    if #f > 0 then
       failed[#failed + 1] = { slug = e.slug, errors = f }
       ui.error("%s: %s", e.slug, table.concat(f, "; "))
+    elseif #e.unchecked > 0 and e.state_dir then
+      local why = "could not check " .. table.concat(e.unchecked, " and ")
+      kept[#kept + 1] = { slug = e.slug, state_dir = e.state_dir, reason = why }
+      ui.warn("kept %s: %s, which may still hold its resources (run bottle cleanup again once it answers)",
+        paths.pretty(env, e.state_dir), why)
+    else
+      removed[#removed + 1] = e.slug
+      ui.info("removed %s", e.slug)
     end
   end
   if opts.json then
-    io.stdout:write(json.encode({ removed = removed, failed = failed }, true), "\n")
+    io.stdout:write(json.encode({ removed = removed, failed = failed, kept = kept, errors = errs }, true), "\n")
   end
-  return #failed > 0 and 1 or 0
+  return (#failed > 0 or #kept > 0) and 1 or code
 end
 
 return M
