@@ -319,6 +319,22 @@ local function remove(env, e)
   return failures
 end
 
+--- What the backends still hold of one launch, as "container NAME",
+--- "machine NAME", "network NAME" (a failed teardown names them).
+---@param env table
+---@param slug string
+---@return string[]
+function M.leftovers(env, slug)
+  local found = M.scan(env)
+  local e = found[slug]
+  local out = {}
+  if e then
+    e.state_dir = nil
+    out = describe(e)
+  end
+  return out
+end
+
 --- `bottle cleanup [--yes] [--json]`: leftovers of crashed launches.
 --- A backend that cannot be asked is an error (exit 1, and in the JSON an
 --- `errors` array); what can be seen is still removed, but a launch's state

@@ -92,10 +92,14 @@ end
 function M.state_dir(ctx, plan)
   plan_mod.materialize(plan)
   local dir = plan.state.dir
+  ctx.launch = { slug = plan.slug, state_dir = dir }
   ctx.scope:defer(function()
-    if plan.clean_exit or host.signal() ~= 0 then
+    -- A removal that failed above left something that only this dir's
+    -- slug still names for `bottle cleanup`: keep it then.
+    if ctx.scope:failures() == 0 and (plan.clean_exit or host.signal() ~= 0) then
       must(fs.rm_rf(dir))
     else
+      ctx.launch.kept = true
       ui.info("kept %s for inspection (bottle cleanup removes it)", paths.pretty(ctx.env, dir))
     end
   end)

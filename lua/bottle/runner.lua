@@ -29,6 +29,25 @@ function M.context(fields)
   return ctx
 end
 
+-- After a teardown that failed: what of the launch is still there (asked
+-- of the backends by its slug) and how to remove it.
+local function leftovers_hint(ctx)
+  if not ctx.launch then
+    return ""
+  end
+  local ok, left = pcall(function()
+    return require("bottle.inventory").leftovers(ctx.env, ctx.launch.slug)
+  end)
+  local names = ok and left or {}
+  if ctx.launch.kept then
+    names[#names + 1] = "state dir " .. require("bottle.paths").pretty(ctx.env, ctx.launch.state_dir)
+  end
+  if #names == 0 then
+    return "; run bottle cleanup to remove whatever is left"
+  end
+  return "; left behind: " .. table.concat(names, ", ") .. "; run bottle cleanup to remove them"
+end
+
 local function describe(err)
   if errors.is(err) then
     return err.message, err.detail
@@ -67,6 +86,9 @@ function M.run(recipe, ctx)
   host.mask(-1)
   local sig, signame = host.signal()
 
+  if not closed then
+    cleanup_err = cleanup_err .. leftovers_hint(ctx)
+  end
   if sig ~= 0 then
     if closed then
       ui.error("interrupted by %s; cleaned up", signame)
