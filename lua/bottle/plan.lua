@@ -181,6 +181,9 @@ local function skill_size(dir)
         if bytes > SKILL_MAX_BYTES then
           return nil, string.format("over %d MiB", SKILL_MAX_BYTES // 1048576)
         end
+      elseif st and st.type == "other" then
+        local rel = (d .. "/" .. name):sub(#dir + 2)
+        return nil, string.format("%s, which is not a regular file, directory or link", rel)
       end
     end
   end
@@ -199,7 +202,7 @@ local function check_skills(env, agent)
     end
     local ok, why = skill_size(real)
     if not ok then
-      S.fail_at(skills, i, "skill '%s' is too large to copy: %s%s holds %s", name, paths.pretty(env, dir),
+      S.fail_at(skills, i, "skill '%s' cannot be copied: %s%s holds %s", name, paths.pretty(env, dir),
         real ~= dir and (" (-> " .. paths.pretty(env, real) .. ")") or "", why)
     end
     out[#out + 1] = { name = name, dir = dir }

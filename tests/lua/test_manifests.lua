@@ -132,3 +132,16 @@ hostile("identity file that is a FIFO", function(d)
   assert(fs.write(d.cfg .. "/bottles/gg.md", "---\ngit-gate:\n  repos:\n    r:\n      url: ssh://git@h/x.git\n" ..
     "      identity: ~/key\n      host_key: ssh-ed25519 AAAA\n---\n"))
 end, "--bottle gg", "git-gate.repos.r.identity: identity file ~/key is not a regular file")
+
+hostile("skill holding a FIFO", function(d)
+  assert(fs.mkdir_p(d.home .. "/.claude/skills/pdf", 448))
+  sh("mkfifo", d.home .. "/.claude/skills/pdf/pipe")
+  assert(fs.write(d.cfg .. "/agents/coder.md", "---\nskills: [pdf]\n---\n"))
+end, "--agent coder", "skills[1]: skill 'pdf' cannot be copied: ~/.claude/skills/pdf holds pipe, which is not " ..
+  "a regular file, directory or link")
+
+hostile("skill too large", function(d)
+  assert(fs.mkdir_p(d.home .. "/.claude/skills/big", 448))
+  sh("truncate", "-s", "65M", d.home .. "/.claude/skills/big/blob")
+  assert(fs.write(d.cfg .. "/agents/coder.md", "---\nskills: [big]\n---\n"))
+end, "--agent coder", "skill 'big' cannot be copied: ~/.claude/skills/big holds over 64 MiB")
