@@ -44,7 +44,7 @@ BIND_OBJ := $(BIND_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/embed.o
 CTEST_SRC := $(wildcard tests/c/test_*.c)
 CTESTS   := $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test asan lint install clean deps check-c check-lua bench images run
+.PHONY: all test asan lint install clean deps check-c check-lua bench images run fuzz fuzz-build
 INIT_ALL := $(if $(wildcard runtime/init/*.c),$(BUILD)/bottle-init)
 all: $(BUILD)/bottle $(INIT_ALL) $(CTESTS)
 
@@ -111,10 +111,33 @@ asan:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    BUILD=build-asan BOTTLE_ASAN=1 tests/run
 
+# libFuzzer harnesses (tests/fuzz) for the YAML loader, the manifest parser
+# with its schema checks, and the JSON decoder, built with clang under
+# ASan/UBSan into build-fuzz. `make fuzz` runs each for FUZZ_SECONDS
+# (default 60); `make test` runs them for a few seconds through tests/run.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_CC      ?= $(firstword $(shell command -v clang-14 clang 2>/dev/null))
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_TARGETS := yaml manifest json
+FUZZ_SECONDS ?= 60
+fuzz-build:
+	@test -n "$(FUZZ_CC)" || { echo "make fuzz: needs clang with libFuzzer (make deps installs clang-14)" >&2; exit 1; }
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) \
+	    OPT='-O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) -fsanitize=fuzzer-no-link' \
+	    $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz/fuzz_%)
+
+FUZZ_OBJ := $(filter-out $(BUILD)/obj/runtime/main.o,$(BIND_OBJ))
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/harness.h $(FUZZ_OBJ) $(BUILD)/libcore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -Itests/fuzz -o $@ $< $(FUZZ_OBJ) $(BUILD)/libcore.a $(LDLIBS)
+
+fuzz: fuzz-build
+	FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run $(FUZZ_TARGETS)
+
 lint:
 	luacheck --no-color -q lua recipes tests/lua tests/scenarios bench
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \
-	    --suppress=missingIncludeSystem -Iruntime runtime tools tests/c
+	    --suppress=missingIncludeSystem -Iruntime runtime tools tests/c tests/fuzz
 
 bench: all
 	BUILD=$(BUILD) bench/run
@@ -144,7 +167,8 @@ install: $(BUILD)/bottle $(INIT_ALL)
 # Installs every system package the build and the whole test suite need.
 DEB_PKGS := build-essential pkg-config liblua5.4-dev libcurl4-openssl-dev libcjson-dev \
 	libssl-dev libyaml-dev lua-cjson lua-check cppcheck openssl curl git ca-certificates \
-	docker.io debootstrap busybox-static mitmproxy python3 python3-yaml iproute2 procps util-linux
+	docker.io debootstrap busybox-static mitmproxy python3 python3-yaml iproute2 procps util-linux \
+	clang-14 libclang-rt-14-dev
 deps:
 	@if command -v apt-get >/dev/null; then \
 	  missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -154,4 +178,4 @@ deps:
 	else echo "deps: not a Debian system; install the equivalents of: $(DEB_PKGS)" >&2; fi
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

@@ -12,6 +12,8 @@ local launch = require("bottle.launch")
 return {
   description = "run the agent in a docker container with no network behind the sidecar bundle",
 
+  dry_run = true, -- launch.start plans, prints and returns nil for --dry-run
+
   run = function(ctx)
     local step = ctx.log.step
     local rec = launch.start(ctx, "docker")

@@ -11,6 +11,8 @@ local launch = require("bottle.launch")
 return {
   description = "run the agent in a smolvm microVM behind the sidecar bundle (default)",
 
+  dry_run = true, -- launch.start plans, prints and returns nil for --dry-run
+
   run = function(ctx)
     local step = ctx.log.step
     local rec = launch.start(ctx, "smolmachines")

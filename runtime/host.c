@@ -40,6 +40,14 @@ struct root {
 };
 static struct root roots[MAX_ROOTS];
 static int nroots;
+/* Off while a scenario runs: a test of the built-in recipes must not pick
+ * up the user's ejected copies (rt.host.user_roots). */
+static int use_user_roots = 1;
+
+static int root_active(int r) {
+  return use_user_roots ||
+         (strcmp(roots[r].kind, "user") != 0 && strcmp(roots[r].kind, "BOTTLE_PATH") != 0);
+}
 
 static void add_root(const char *dir, size_t len, const char *kind) {
   if (nroots >= MAX_ROOTS || len == 0) return;
@@ -122,7 +130,7 @@ static int locate(const char *mod, char *buf, size_t bufsz, const struct embed_f
   int nc = tree_paths(mod, cands);
   *builtin = NULL;
   for (int r = 0; r < nroots; r++)
-    for (int c = 0; c < nc; c++) {
+    for (int c = 0; c < nc && root_active(r); c++) {
       snprintf(buf, bufsz, "%s/%s", roots[r].dir, cands[c]);
       if (is_file(buf)) {
         *kind = roots[r].kind;
@@ -268,14 +276,27 @@ static void install_signals(void) {
 
 static int l_roots(lua_State *L) {
   lua_createtable(L, nroots, 0);
-  for (int i = 0; i < nroots; i++) {
+  for (int i = 0, n = 0; i < nroots; i++) {
+    if (!root_active(i)) continue;
     lua_createtable(L, 0, 2);
     lua_pushstring(L, roots[i].dir);
     lua_setfield(L, -2, "dir");
     lua_pushstring(L, roots[i].kind);
     lua_setfield(L, -2, "kind");
-    lua_rawseti(L, -2, i + 1);
+    lua_rawseti(L, -2, ++n);
   }
+  return 1;
+}
+
+/* user_roots([on]) -> whether the user dir and BOTTLE_PATH were searched
+ * before; with a boolean, turns them on or off. */
+static int l_user_roots(lua_State *L) {
+  int was = use_user_roots;
+  if (!lua_isnoneornil(L, 1)) {
+    luaL_checktype(L, 1, LUA_TBOOLEAN);
+    use_user_roots = lua_toboolean(L, 1);
+  }
+  lua_pushboolean(L, was);
   return 1;
 }
 
@@ -422,6 +443,7 @@ static int l_check_interrupt(lua_State *L) {
 
 static const luaL_Reg host_funcs[] = {
     {"roots", l_roots},
+    {"user_roots", l_user_roots},
     {"locate", l_locate},
     {"load", l_load},
     {"tree_path", l_tree_path},

@@ -3,6 +3,7 @@
  *   local scope <close> = rt.defer.scope()
  *   scope:defer(fn, ...)      -- runs fn(...) when the scope closes
  *   scope:close()             -- true | nil, "cleanup failed: a; b"
+ *   scope:failures()          -- entries that failed so far in closing
  *
  * Entries run newest first; every entry runs even when an earlier one
  * fails, and the failures are reported together. Closing twice is a no-op.
@@ -22,7 +23,8 @@
 
 struct scope {
   int closed;
-  int n; /* entries pushed */
+  int n;        /* entries pushed */
+  int failures; /* entries that raised while closing */
 };
 
 static int open_scopes;
@@ -35,6 +37,7 @@ static int l_scope(lua_State *L) {
   struct scope *s = lua_newuserdatauv(L, sizeof *s, 1);
   s->closed = 0;
   s->n = 0;
+  s->failures = 0;
   lua_newtable(L);
   lua_setiuservalue(L, -2, 1);
   luaL_setmetatable(L, SCOPE_MT);
@@ -88,6 +91,7 @@ static int run_entries(lua_State *L, int self) {
     if (lua_pcall(L, nargs - 1, 0, 0) != LUA_OK) {
       luaL_tolstring(L, -1, NULL);
       lua_rawseti(L, msgs, ++failures);
+      s->failures = failures;
       lua_pop(L, 1); /* the error value */
     }
     lua_pop(L, 1); /* entry */
@@ -145,6 +149,13 @@ static int l_size(lua_State *L) {
   return 1;
 }
 
+/* failures() lets a later entry (the state dir's removal) see that an
+ * earlier one left a resource behind, and keep what names it. */
+static int l_failures(lua_State *L) {
+  lua_pushinteger(L, check_scope(L, 1)->failures);
+  return 1;
+}
+
 static int l_is_closed(lua_State *L) {
   lua_pushboolean(L, check_scope(L, 1)->closed);
   return 1;
@@ -166,6 +177,7 @@ static const luaL_Reg scope_methods[] = {
     {"close", l_close},
     {"size", l_size},
     {"is_closed", l_is_closed},
+    {"failures", l_failures},
     {NULL, NULL},
 };
 

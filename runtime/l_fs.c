@@ -104,26 +104,89 @@ static int l_write(lua_State *L) {
   return 1;
 }
 
+static const char *file_kind(mode_t m) {
+  if (S_ISDIR(m)) return "a directory";
+  if (S_ISFIFO(m)) return "a FIFO";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  if (S_ISSOCK(m)) return "a socket";
+  return "not a regular file";
+}
+
+static int read_fail(lua_State *L, int fd, const char *path) {
+  int e = errno;
+  close(fd);
+  errno = e;
+  return fail(L, "read", path);
+}
+
+static const char *const read_fields[] = {"max", NULL};
+
+/* read(path [, {max = bytes}]) -> contents | nil, msg, code.
+ * With `max` the file is one bottle reads on a user's behalf (a manifest, a
+ * prompt): it must be a regular file once links are resolved and at most
+ * `max` bytes, and the read stops there. O_NONBLOCK keeps the open of a FIFO
+ * from waiting for a writer; a device or a growing file cannot make the read
+ * run unbounded. Codes: ENOTREG (names what it is), EFBIG. */
 static int l_read(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  lua_Integer max = -1;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lutil_check_fields(L, 2, "fs.read", read_fields);
+    lua_getfield(L, 2, "max");
+    int exact = 0;
+    max = lua_tointegerx(L, -1, &exact);
+    if (!exact || max < 0) return luaL_argerror(L, 2, "max must be a non-negative integer");
+    lua_pop(L, 1);
+  }
+  int fd = open(path, O_RDONLY | O_CLOEXEC | (max >= 0 ? O_NONBLOCK : 0));
   if (fd < 0) return fail(L, "read", path);
+  if (max >= 0) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) return read_fail(L, fd, path);
+    if (!S_ISREG(st.st_mode)) {
+      close(fd);
+      lua_pushnil(L);
+      lua_pushfstring(L, "read %s: not a regular file (%s)", path, file_kind(st.st_mode));
+      lua_pushliteral(L, "ENOTREG");
+      return 3;
+    }
+    if (st.st_size > (off_t)max) {
+      close(fd);
+      lua_pushnil(L);
+      lua_pushfstring(L, "read %s: too large (%I bytes; the limit is %I)", path, (lua_Integer)st.st_size, max);
+      lua_pushliteral(L, "EFBIG");
+      return 3;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) return read_fail(L, fd, path);
+  }
   luaL_Buffer b;
   luaL_buffinit(L, &b);
+  lua_Integer total = 0;
   for (;;) {
+    size_t want = LUAL_BUFFERSIZE;
+    /* one byte past the cap tells a file that grew after fstat */
+    if (max >= 0 && (lua_Integer)want > max + 1 - total) want = (size_t)(max + 1 - total);
+    if (want == 0) break;
     char *dst = luaL_prepbuffer(&b);
-    ssize_t r = read(fd, dst, LUAL_BUFFERSIZE);
+    ssize_t r = read(fd, dst, want);
     if (r < 0) {
       if (errno == EINTR) continue;
-      int e = errno;
-      close(fd);
-      errno = e;
-      return fail(L, "read", path);
+      return read_fail(L, fd, path);
     }
     if (r == 0) break;
     luaL_addsize(&b, (size_t)r);
+    total += r;
   }
   close(fd);
+  if (max >= 0 && total > max) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "read %s: too large (it grew past the limit of %I bytes while being read)", path, max);
+    lua_pushliteral(L, "EFBIG");
+    return 3;
+  }
   luaL_pushresult(&b);
   return 1;
 }

@@ -44,10 +44,30 @@ local commands = {}
 
 local function usage_error(cmd, msg)
   io.stderr:write("bottle: ", msg, "\n")
-  local help = cmd and commands[cmd] and commands[cmd].usage or MAIN_USAGE
+  local help = cmd and commands[cmd] and commands[cmd].usage or (cmd == "recipe" and RECIPE_USAGE) or MAIN_USAGE
   io.stderr:write(help:match("^[^\n]*"), "\n")
   io.stderr:write("Run 'bottle help", cmd and (" " .. cmd) or "", "' for more.\n")
   return 2
+end
+
+-- " (did you mean 'x'?)" when `word` is a typo of one of `choices`.
+local function did_you_mean(word, choices)
+  local hint = require("bottle.schema").suggest(word, choices)
+  return hint and string.format(" (did you mean '%s'?)", hint) or ""
+end
+
+local function command_names(prefix)
+  local out = {}
+  for name, c in pairs(commands) do
+    if not c.hidden then
+      local rest = prefix and name:match("^" .. prefix .. " (.+)$") or (not prefix and name:match("^[^ ]+"))
+      if rest then
+        out[#out + 1] = rest
+      end
+    end
+  end
+  table.sort(out)
+  return out
 end
 
 local GLOBAL_FLAGS = {
@@ -55,6 +75,7 @@ local GLOBAL_FLAGS = {
   ["-q"] = "quiet", ["--quiet"] = "quiet",
   ["--no-color"] = "no_color",
   ["-h"] = "help", ["--help"] = "help",
+  ["--version"] = "version",
 }
 
 --- Splits argv into global options, the command words, per-command options
@@ -198,6 +219,11 @@ smolmachines; also docker) or a path to a .lua recipe file.
   flags = { ["--dry-run"] = "dry_run", ["--json"] = "json", ["--yes"] = "yes", ["-y"] = "yes" },
   values = { ["--agent"] = "agent", ["--label"] = "label" },
   multi = { ["--bottle"] = "bottles" },
+  check = function(opts)
+    if opts.json and not opts.dry_run then
+      return "--json prints the plan and needs --dry-run (a launch prints no JSON)"
+    end
+  end,
   run = function(opts, pos, rest)
     local recipes = require("bottle.recipes")
     local runner = require("bottle.runner")
@@ -300,6 +326,10 @@ function M.parse_run_args(argv)
   if not opts then
     return nil, pos
   end
+  local bad = commands["recipe run"].check(opts)
+  if bad then
+    return nil, bad
+  end
   return opts, pos, rest
 end
 
@@ -312,6 +342,12 @@ function M.main(argv)
     return usage_error(nil, words)
   end
   apply_globals(g)
+  if g.version and not g.help then
+    if #words > 0 then
+      return usage_error(nil, "--version takes no command")
+    end
+    return commands.version.run()
+  end
 
   local name = words[1]
   local consumed = 1
@@ -326,7 +362,8 @@ function M.main(argv)
       io.stderr:write(RECIPE_USAGE, "\n")
       return 2
     else
-      return usage_error(nil, string.format("unknown recipe command '%s' (list, show, which, eject, run)", words[2]))
+      return usage_error("recipe", string.format("unknown recipe command '%s'%s (list, show, which, eject, run)",
+        words[2], did_you_mean(words[2], command_names("recipe"))))
     end
   end
   if not name then
@@ -338,7 +375,7 @@ function M.main(argv)
   end
   local cmd = commands[name]
   if not cmd then
-    return usage_error(nil, string.format("unknown command '%s'", name))
+    return usage_error(nil, string.format("unknown command '%s'%s", name, did_you_mean(name, command_names())))
   end
   if g.help then
     io.stdout:write(cmd.usage, "\n")
@@ -350,6 +387,10 @@ function M.main(argv)
   local opts, pos = parse_options(name, cmd, table.move(words, consumed + 1, #words, 1, {}))
   if not opts then
     return usage_error(name, pos)
+  end
+  local bad = cmd.check and cmd.check(opts)
+  if bad then
+    return usage_error(name, bad)
   end
   local ok, code = xpcall(cmd.run, function(e)
     if errors.is(e) then

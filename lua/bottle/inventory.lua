@@ -24,6 +24,15 @@ local M = {}
 local SLUG = names.SLUG_PATTERN
 local L = names.LABEL
 
+local function sorted_keys(t)
+  local out = {}
+  for k in pairs(t) do
+    out[#out + 1] = k
+  end
+  table.sort(out)
+  return out
+end
+
 local function entry(found, slug)
   local e = found[slug]
   if not e then
@@ -31,6 +40,37 @@ local function entry(found, slug)
     found[slug] = e
   end
   return e
+end
+
+--- A state dir's metadata.json as a table, or nil when it is missing,
+--- unreadable or not a JSON object (a truncated or foreign file must not
+--- stop `ls` or `cleanup`).
+---@param text string|nil
+---@return table|nil
+function M.read_meta(text)
+  if type(text) ~= "string" then
+    return nil
+  end
+  local raw = json.decode(text)
+  if type(raw) ~= "table" then
+    return nil
+  end
+  -- Only the fields ls and cleanup use, and only with the types they expect.
+  local meta = {}
+  meta.pid = math.type(raw.pid) and math.tointeger(raw.pid) or nil
+  meta.created = math.type(raw.created) and raw.created or nil
+  for _, k in ipairs({ "backend", "agent", "slug" }) do
+    meta[k] = type(raw[k]) == "string" and raw[k] or nil
+  end
+  if type(raw.daemons) == "table" then
+    meta.daemons = {}
+    for _, d in ipairs(raw.daemons) do
+      if type(d) == "string" then
+        meta.daemons[#meta.daemons + 1] = d
+      end
+    end
+  end
+  return meta
 end
 
 -- The pid in metadata.json still runs bottle.
@@ -44,25 +84,35 @@ local function owner_alive(meta)
 end
 
 --- Everything bottle-made on this machine, by slug.
+---
+--- A backend that cannot be asked (an engine that does not answer, a
+--- backend whose inventory fails) is reported in `unreachable`, and every launch that
+--- could have resources there lists it in `e.unchecked`: cleanup then keeps
+--- that launch's state dir, which is what names those resources. A smolvm
+--- that is not installed holds no machines and is not an error.
 ---@param env table
----@return table found slug -> entry, table notes (engine/smolvm problems)
+---@return table found slug -> entry
+---@return string[] notes one line per backend that could not be asked
+---@return table unreachable "engine" or a backend's name -> message
 function M.scan(env)
-  local found, notes = {}, {}
+  local found, notes, unreachable = {}, {}, {}
   local root = paths.state_root(env)
   for _, slug in ipairs(fs.list(root) or {}) do
     if slug:match(SLUG) then
       local e = entry(found, slug)
       e.state_dir = root .. "/" .. slug
-      local text = fs.read(e.state_dir .. "/metadata.json")
-      e.meta = text and json.decode(text) or nil
+      e.meta = M.read_meta(fs.read(e.state_dir .. "/metadata.json", { max = 1048576 }))
     end
   end
 
   -- The bundle and the networks: engine resources on every backend.
   local containers, cerr = docker.container_list({ labels = names.any_launch(), all = true })
-  if containers == nil then
-    -- an engine that is not there is not an error for ls/cleanup
-    notes[#notes + 1] = "docker: " .. tostring(cerr)
+  local nets, nerr
+  if containers ~= nil then
+    nets, nerr = docker.network_list({ labels = names.any_launch() })
+  end
+  if containers == nil or nets == nil then
+    unreachable.engine = "docker: " .. errors.first_line(tostring(cerr or nerr))
   else
     for _, c in ipairs(containers) do
       local slug = c.labels[L.slug]
@@ -83,7 +133,6 @@ function M.scan(env)
         end
       end
     end
-    local nets = docker.network_list({ labels = names.any_launch() }) or {}
     for _, n in ipairs(nets) do
       local slug = n.labels and n.labels[L.slug]
       if slug and names.ours(n.labels, root) then
@@ -98,7 +147,7 @@ function M.scan(env)
   for _, backend in ipairs(target.names()) do
     local items, err = target.load(backend).inventory(env)
     if not items then
-      notes[#notes + 1] = err
+      unreachable[backend] = err
     end
     for _, item in ipairs(items or {}) do
       local mine = item.labels == nil or names.ours(item.labels, root)
@@ -108,6 +157,13 @@ function M.scan(env)
         e.guests[#e.guests + 1] = item
         e.backend = e.backend or backend
       end
+    end
+  end
+  local said = {}
+  for _, key in ipairs(sorted_keys(unreachable)) do
+    if not said[unreachable[key]] then
+      said[unreachable[key]] = true
+      notes[#notes + 1] = unreachable[key]
     end
   end
 
@@ -121,8 +177,19 @@ function M.scan(env)
       end
     end
     e.live = owner_alive(e.meta)
+    -- every backend keeps its bundle and networks on the engine; a guest
+    -- only on its own backend (any, when we cannot tell which)
+    e.unchecked = {}
+    if unreachable.engine then
+      e.unchecked[#e.unchecked + 1] = "docker"
+    end
+    for _, b in ipairs(sorted_keys(unreachable)) do
+      if b ~= "engine" and (e.backend == nil or e.backend == b) and not (b == "docker" and unreachable.engine) then
+        e.unchecked[#e.unchecked + 1] = b
+      end
+    end
   end
-  return found, notes
+  return found, notes, unreachable
 end
 
 local function sorted(found)
@@ -191,24 +258,25 @@ function M.ls(opts, env)
       rows[#rows + 1] = e
     end
   end
-  local said = {}
+  -- A backend that did not answer makes the list incomplete: say so and
+  -- fail, rather than print "no bottles" over resources we cannot see.
+  local code = #notes > 0 and 1 or 0
   for _, n in ipairs(notes) do
-    if not said[n] then
-      said[n] = true
-      ui.warn("%s", n)
-    end
+    ui.error("cannot list %s", n)
   end
   if opts.json then
     local out = json.array()
     for _, e in ipairs(rows) do
       out[#out + 1] = as_json(e)
     end
-    io.stdout:write(json.encode(out, true), "\n")
-    return 0
+    io.stdout:write(json.encode({ bottles = out, errors = json.array({ table.unpack(notes) }) }, true), "\n")
+    return code
   end
   if #rows == 0 then
-    io.stdout:write("no bottles\n")
-    return 0
+    if code == 0 then
+      io.stdout:write("no bottles\n")
+    end
+    return code
   end
   io.stdout:write(string.format("%-28s %-13s %-10s %-5s %-9s %s\n", "SLUG", "BACKEND", "AGENT", "AGE", "STATUS",
     "DAEMONS"))
@@ -216,7 +284,7 @@ function M.ls(opts, env)
     io.stdout:write(string.format("%-28s %-13s %-10s %-5s %-9s %s\n", e.slug, e.backend or "?", e.agent or "?",
       age(e.created), e.live and "running" or "orphaned", table.concat(e.daemons, ",")))
   end
-  return 0
+  return code
 end
 
 local function describe(e)
@@ -254,13 +322,32 @@ local function remove(env, e)
   for _, n in ipairs(e.networks) do
     try("network " .. n.name, docker.network_remove(n.id))
   end
-  if e.state_dir and #failures == 0 then
+  if e.state_dir and #failures == 0 and #e.unchecked == 0 then
     try("state dir " .. e.state_dir, fs.rm_rf(e.state_dir))
   end
   return failures
 end
 
+--- What the backends still hold of one launch, as "container NAME",
+--- "machine NAME", "network NAME" (a failed teardown names them).
+---@param env table
+---@param slug string
+---@return string[]
+function M.leftovers(env, slug)
+  local found = M.scan(env)
+  local e = found[slug]
+  local out = {}
+  if e then
+    e.state_dir = nil
+    out = describe(e)
+  end
+  return out
+end
+
 --- `bottle cleanup [--yes] [--json]`: leftovers of crashed launches.
+--- A backend that cannot be asked is an error (exit 1, and in the JSON an
+--- `errors` array); what can be seen is still removed, but a launch's state
+--- dir is kept while a backend that could hold its resources is unchecked.
 function M.cleanup(opts, env, hooks)
   env = env or proc.environ()
   hooks = hooks or {}
@@ -271,20 +358,19 @@ function M.cleanup(opts, env, hooks)
       leftovers[#leftovers + 1] = e
     end
   end
-  local said = {}
+  local errs = json.array({ table.unpack(notes) })
   for _, n in ipairs(notes) do
-    if not said[n] then
-      said[n] = true
-      ui.warn("%s", n)
-    end
+    ui.error("cannot check %s", n)
   end
+  local code = #notes > 0 and 1 or 0
   if #leftovers == 0 then
     if opts.json then
-      io.stdout:write(json.encode({ removed = json.array(), failed = json.array() }, true), "\n")
+      io.stdout:write(json.encode({ removed = json.array(), failed = json.array(), kept = json.array(),
+        errors = errs }, true), "\n")
     else
-      ui.info("nothing to clean up")
+      ui.info(code == 0 and "nothing to clean up" or "nothing else found to clean up")
     end
-    return 0
+    return code
   end
   ui.info("leftovers of crashed launches:")
   for _, e in ipairs(leftovers) do
@@ -296,24 +382,29 @@ function M.cleanup(opts, env, hooks)
     end
     if not (hooks.confirm or ui.confirm)("remove these?") then
       ui.info("aborted by user")
-      return 0
+      return code
     end
   end
-  local removed, failed = json.array(), json.array()
+  local removed, failed, kept = json.array(), json.array(), json.array()
   for _, e in ipairs(leftovers) do
     local f = remove(env, e)
-    if #f == 0 then
-      removed[#removed + 1] = e.slug
-      ui.info("removed %s", e.slug)
-    else
+    if #f > 0 then
       failed[#failed + 1] = { slug = e.slug, errors = f }
       ui.error("%s: %s", e.slug, table.concat(f, "; "))
+    elseif #e.unchecked > 0 and e.state_dir then
+      local why = "could not check " .. table.concat(e.unchecked, " and ")
+      kept[#kept + 1] = { slug = e.slug, state_dir = e.state_dir, reason = why }
+      ui.warn("kept %s: %s, which may still hold its resources (run bottle cleanup again once it answers)",
+        paths.pretty(env, e.state_dir), why)
+    else
+      removed[#removed + 1] = e.slug
+      ui.info("removed %s", e.slug)
     end
   end
   if opts.json then
-    io.stdout:write(json.encode({ removed = removed, failed = failed }, true), "\n")
+    io.stdout:write(json.encode({ removed = removed, failed = failed, kept = kept, errors = errs }, true), "\n")
   end
-  return #failed > 0 and 1 or 0
+  return (#failed > 0 or #kept > 0) and 1 or code
 end
 
 return M

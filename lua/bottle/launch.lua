@@ -120,9 +120,12 @@ function M.state_dir(ctx, rec)
   plan_mod.materialize(plan)
   local dir = plan.state.dir
   ctx.scope:defer(function()
-    if rec.clean_exit or host.signal() ~= 0 then
+    -- A removal that failed above left something that only this dir's
+    -- slug still names for `bottle cleanup`: keep it then.
+    if ctx.scope:failures() == 0 and (rec.clean_exit or host.signal() ~= 0) then
       must(fs.rm_rf(dir))
     else
+      rec.kept = true
       ui.info("kept %s for inspection (bottle cleanup removes it)", paths.pretty(ctx.env, dir))
     end
   end)
@@ -396,7 +399,8 @@ function M.resolve_guest_env(rec)
     if e.launch then
       value = rec.urls[e.launch]
     elseif e.kind == "prompt" then
-      value, secret = rec.answers[e.name], true
+      -- given at plan time (BOTTLE_ASK_<NAME>), else asked at launch
+      value, secret = e.value or rec.answers[e.name], true
     end
     if value ~= nil then
       out[#out + 1] = { name = e.name, value = value, secret = secret or false }

@@ -13,10 +13,16 @@ local S = require("bottle.schema")
 local errors = require("bottle.errors")
 local paths = require("bottle.paths")
 local defaults = require("bottle.defaults")
+local environment = require("bottle.environment")
 
 local M = {}
 
 M.NAME_PATTERN = "^[a-z][a-z0-9-]*$"
+
+--- The largest manifest bottle reads (frontmatter and prompt together).
+M.MAX_BYTES = 1048576
+--- The most variables one bottle's env may declare.
+M.MAX_ENV = 500
 local ENV_NAME = "^[A-Za-z_][A-Za-z0-9_]*$"
 
 --- Variables bottle itself sets in the guest; a bottle may not override them.
@@ -135,9 +141,20 @@ local bottle_spec = S.map({
     { of = "step names" }),
 }, {
   check = function(out)
-    for k in pairs(out.env or {}) do
+    local n = 0
+    for _ in pairs(out.env or {}) do
+      n = n + 1
+    end
+    if n > M.MAX_ENV then
+      S.fail_at(out, "env", "%d variables; a bottle declares at most %d", n, M.MAX_ENV)
+    end
+    for k, v in pairs(out.env or {}) do
       if M.RESERVED_ENV[k] then
         S.fail_at(out.env, k, "%s is set by bottle itself and cannot be overridden", k)
+      end
+      local why = environment.check_value(v)
+      if why then
+        S.fail_at(out.env, k, "%s", why)
       end
     end
   end,
@@ -193,6 +210,62 @@ local function check_name(name, file)
   end
 end
 
+-- Text that is not UTF-8 or holds a NUL byte is refused before YAML sees it:
+-- the body becomes the agent's prompt verbatim.
+local function check_text(text, file)
+  local nul = text:find("\0", 1, true)
+  local bad = nul or select(2, utf8.len(text))
+  if bad then
+    local line = select(2, text:sub(1, bad - 1):gsub("\n", "")) + 1
+    errors.raise(string.format("%s:%d: %s (byte %d); a manifest must be UTF-8 text", file, line,
+      nul and "contains a NUL byte" or "is not valid UTF-8", bad))
+  end
+end
+
+--- Reads a manifest file bottle found on the user's behalf: it must resolve
+--- to a regular file of at most MAX_BYTES, and with `within` (the project
+--- directory, for ./.bottle/agents) it must resolve inside that directory,
+--- so a cloned repository cannot point bottle at the user's other files.
+---@param env table
+---@param path string
+---@param within? string
+---@return string text, string|nil target the resolved path when `path` is a link
+function M.read_file(env, path, within)
+  local shown = paths.pretty(env, path)
+  local real, rerr = fs.realpath(path)
+  if not real then
+    local why = tostring(rerr):match(":%s*([^:]*)$") or tostring(rerr)
+    errors.raise(string.format("%s: cannot resolve it (%s); a symlink must point at an existing file", shown, why))
+  end
+  local target = real ~= path and real or nil
+  if target then
+    local parent_real = fs.realpath(path:match("^(.*)/") or ".")
+    if parent_real and parent_real .. "/" .. path:match("[^/]*$") == real then
+      target = nil -- only a directory above it is a link; the file itself is not
+    end
+  end
+  local link = target and (shown .. " -> " .. paths.pretty(env, target)) or shown
+  if within then
+    local root = fs.realpath(within) or within
+    if real:sub(1, #root + 1) ~= root .. "/" then
+      errors.raise(string.format("%s: refused: it resolves outside the project directory %s " ..
+        "(a repository's agent file must stay inside the repository)", link, paths.pretty(env, root)))
+    end
+  end
+  local text, err, code = fs.read(path, { max = M.MAX_BYTES })
+  if not text then
+    if code == "ENOTREG" then
+      errors.raise(string.format("%s: not a regular file (%s); a manifest must be a regular file", link,
+        tostring(err):match("%(([^()]*)%)$") or "not a file"))
+    elseif code == "EFBIG" then
+      errors.raise(string.format("%s: too large (over %d bytes); a manifest is at most %d KiB", link, M.MAX_BYTES,
+        M.MAX_BYTES // 1024))
+    end
+    errors.raise(err)
+  end
+  return text, target
+end
+
 --- Parses and validates manifest text.
 ---@param text string
 ---@param kind "bottle"|"agent"
@@ -201,6 +274,7 @@ end
 ---@return table manifest { name, kind, file, meta, body }
 function M.parse(text, kind, name, file)
   check_name(name, file)
+  check_text(text, file)
   local src, body, first_line = M.split(text, file)
   local doc, err = yaml.load(src, file, { line_offset = first_line - 1 })
   if doc == nil then
@@ -237,13 +311,15 @@ function M.find(env, kind, name, cwd)
         require("bottle.ui").warn("agent '%s' in %s is shadowed by %s", name, paths.pretty(env, path), found.file)
         break
       end
-      local text, err = fs.read(path)
-      if not text then
-        errors.raise(err)
-      end
+      local text, target = M.read_file(env, path, d.where == "project" and cwd or nil)
       found = M.parse(text, kind, name, paths.pretty(env, path))
       found.origin = d.where
       found.path = path
+      if target then
+        -- the plan and the summary name what is read, not only the link
+        found.target = target
+        found.file = found.file .. " -> " .. paths.pretty(env, target)
+      end
     end
   end
   if found then

@@ -217,18 +217,79 @@ local function extra_hosts(env)
   return out
 end
 
+-- Skill directories are copied into the guest whole; these bound what a
+-- careless link (a skill pointing at $HOME) can make bottle pack.
+local SKILL_MAX_BYTES = 64 * 1048576
+local SKILL_MAX_ENTRIES = 10000
+local IDENTITY_MAX_BYTES = 65536
+
+-- Sums a skill tree without following links inside it (tar stores those
+-- as links); nil and a reason when it is over a cap.
+local function skill_size(dir)
+  local bytes, entries = 0, 0
+  local stack = { dir }
+  while #stack > 0 do
+    local d = table.remove(stack)
+    for _, name in ipairs(fs.list(d) or {}) do
+      entries = entries + 1
+      if entries > SKILL_MAX_ENTRIES then
+        return nil, string.format("over %d files", SKILL_MAX_ENTRIES)
+      end
+      local st = fs.stat(d .. "/" .. name)
+      if st and st.type == "dir" then
+        stack[#stack + 1] = d .. "/" .. name
+      elseif st and st.type == "file" then
+        bytes = bytes + st.size
+        if bytes > SKILL_MAX_BYTES then
+          return nil, string.format("over %d MiB", SKILL_MAX_BYTES // 1048576)
+        end
+      elseif st and st.type == "other" then
+        local rel = (d .. "/" .. name):sub(#dir + 2)
+        return nil, string.format("%s, which is not a regular file, directory or link", rel)
+      end
+    end
+  end
+  return bytes
+end
+
 local function check_skills(env, agent)
   local skills = agent.meta.skills or {}
   local out = {}
   for i, name in ipairs(skills) do
     local dir = paths.expand(env, "~/.claude/skills/" .. name)
-    local st = fs.stat(dir)
+    local real = fs.realpath(dir)
+    local st = real and fs.stat(real)
     if not st or st.type ~= "dir" then
       S.fail_at(skills, i, "skill '%s' not found: %s is not a directory", name, paths.pretty(env, dir))
+    end
+    local ok, why = skill_size(real)
+    if not ok then
+      S.fail_at(skills, i, "skill '%s' cannot be copied: %s%s holds %s", name, paths.pretty(env, dir),
+        real ~= dir and (" (-> " .. paths.pretty(env, real) .. ")") or "", why)
     end
     out[#out + 1] = { name = name, dir = dir }
   end
   return out
+end
+
+-- An identity file is bind-mounted into the bundle: it must resolve to a
+-- small regular file (not a FIFO, a device or a directory).
+local function check_identity(env, r)
+  local identity = paths.expand(env, r.identity)
+  local real = fs.realpath(identity)
+  local st = real and fs.stat(real)
+  if not st then
+    S.fail_at(r, "identity", "identity file %s not found", paths.pretty(env, identity))
+  end
+  local shown = paths.pretty(env, identity) .. (real ~= identity and (" -> " .. paths.pretty(env, real)) or "")
+  if st.type ~= "file" then
+    S.fail_at(r, "identity", "identity file %s is not a regular file", shown)
+  end
+  if st.size > IDENTITY_MAX_BYTES then
+    S.fail_at(r, "identity", "identity file %s is too large for a private key (%d bytes; at most %d)", shown,
+      st.size, IDENTITY_MAX_BYTES)
+  end
+  return identity
 end
 
 local function git_gate(env, settings, agent)
@@ -241,14 +302,7 @@ local function git_gate(env, settings, agent)
   table.sort(names)
   for _, name in ipairs(names) do
     local r = gg.repos[name]
-    local identity
-    if r.identity then
-      identity = paths.expand(env, r.identity)
-      local st = fs.stat(identity)
-      if not st or st.type ~= "file" then
-        S.fail_at(r, "identity", "identity file %s not found", paths.pretty(env, identity))
-      end
-    end
+    local identity = r.identity and check_identity(env, r) or nil
     repos[#repos + 1] = { name = name, url = r.url, identity = identity, host_key = r.host_key }
   end
   local user = gg.user
@@ -628,7 +682,7 @@ function M.summary(plan)
     backend = backend .. " (VM " .. plan.machine.name .. ")"
   end
   row("backend", backend)
-  row("command", table.concat(plan.agent.command, " "))
+  row("command", require("bottle.ui").command_line(plan.agent.command))
   return "launch plan " .. plan.slug .. ":\n" .. table.concat(lines, "\n")
 end
 

@@ -29,6 +29,26 @@ function M.context(fields)
   return ctx
 end
 
+-- After a teardown that failed: what of the launch is still there (asked
+-- of the backends by its slug) and how to remove it.
+local function leftovers_hint(ctx)
+  if not ctx.launch then
+    return ""
+  end
+  local plan = ctx.launch.plan
+  local ok, left = pcall(function()
+    return require("bottle.inventory").leftovers(ctx.env, plan.slug)
+  end)
+  local names = ok and left or {}
+  if ctx.launch.kept then
+    names[#names + 1] = "state dir " .. require("bottle.paths").pretty(ctx.env, plan.state.dir)
+  end
+  if #names == 0 then
+    return "; run bottle cleanup to remove whatever is left"
+  end
+  return "; left behind: " .. table.concat(names, ", ") .. "; run bottle cleanup to remove them"
+end
+
 local function describe(err)
   if errors.is(err) then
     return err.message, err.detail
@@ -43,6 +63,15 @@ end
 ---@return integer code
 ---@return string|nil message
 function M.run(recipe, ctx)
+  if ctx.opts.dry_run and recipe.dry_run ~= true then
+    -- Running it would create real resources: the flag is only a promise
+    -- when the recipe says it keeps it.
+    local message = string.format("recipe %s does not support --dry-run (a recipe that plans without creating " ..
+      "anything says so with dry_run = true); nothing was run", ctx.name)
+    ui.error("%s", message)
+    ctx.scope:close()
+    return 1, message
+  end
   local trace
   local ok, result = xpcall(recipe.run, function(e)
     if not errors.is(e) then
@@ -62,6 +91,9 @@ function M.run(recipe, ctx)
   host.mask(-1)
   local sig, signame = host.signal()
 
+  if not closed then
+    cleanup_err = cleanup_err .. leftovers_hint(ctx)
+  end
   if sig ~= 0 then
     if closed then
       ui.error("interrupted by %s; cleaned up", signame)

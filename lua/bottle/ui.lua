@@ -119,4 +119,20 @@ function M.interactive()
   return proc.isatty(0) and proc.isatty(2)
 end
 
+--- argv as one shell line, each word quoted when it needs it (what the
+--- summary shows, so `bash -lc 'echo hi'` reads back as it was typed).
+---@param argv string[]
+---@return string
+function M.command_line(argv)
+  local out = {}
+  for i, a in ipairs(argv) do
+    if a ~= "" and not a:find("[^%w%-_./=:,@%%+]") then
+      out[i] = a
+    else
+      out[i] = "'" .. a:gsub("'", "'\\''") .. "'"
+    end
+  end
+  return table.concat(out, " ")
+end
+
 return M

@@ -177,7 +177,7 @@ test("env forms: literal, host copy, asked", function()
   local p, done = build({ ["bottles/e.md"] = [[
 ---
 env:
-  LIT: "a${X}"
+  LIT: "pa$$word $5"
   FROM_HOST: "${SOME_HOST_VAR}"
   ASKED: "?Your Gitea token"
 ---
@@ -188,7 +188,7 @@ env:
     by[e.name] = e
   end
   A.eq(by.LIT.kind, "literal")
-  A.eq(by.LIT.value, "a${X}")
+  A.eq(by.LIT.value, "pa$$word $5")
   A.eq(by.FROM_HOST.kind, "host")
   A.eq(by.FROM_HOST.value, "hostval-99")
   A.eq(by.ASKED.kind, "prompt")

@@ -228,6 +228,37 @@ local function secrets_of(spec)
   return out
 end
 
+-- The fields t:run accepts; anything else is a misspelling and raises.
+local SPEC_FIELDS = {
+  recipe = "string", args = "table", files = "table", home = "table", lua = "table", env = "table",
+  answers = "table", confirm = "boolean", tty = "boolean", user_recipes = "boolean", docker = "table",
+  smolvm = "table", net = "table", exec = "function", agent_exit = "number", fail = "number|table",
+  signal = "table", delay = "table", secrets = "table",
+}
+
+local function check_spec(spec)
+  if type(spec) ~= "table" then
+    error(string.format("t:run: expected a table, got %s", type(spec)), 3)
+  end
+  local names = {}
+  for k in pairs(SPEC_FIELDS) do
+    names[#names + 1] = k
+  end
+  table.sort(names)
+  for k, v in pairs(spec) do
+    local want = SPEC_FIELDS[k]
+    if not want then
+      local hint = require("bottle.schema").suggest(tostring(k), names)
+      error(string.format("t:run: unknown field '%s'%s (fields: %s)", tostring(k),
+        hint and (" (did you mean '" .. hint .. "'?)") or "", table.concat(names, ", ")), 3)
+    end
+    if not ("|" .. want .. "|"):find("|" .. type(v) .. "|", 1, true) then
+      error(string.format("t:run: field '%s' must be a %s, got %s%s", k, want:gsub("|", " or "), type(v),
+        k == "confirm" and " (true launches, false declines)" or ""), 3)
+    end
+  end
+end
+
 --- Runs a recipe with the fakes. spec fields (all optional):
 ---   recipe    recipe name or path (default: the one in args, else smolmachines)
 ---   args      `recipe run` words, e.g. {"--bottle", "work", "--yes", "--", "sh"}
@@ -236,10 +267,17 @@ end
 ---   lua       files of an extra search root: { ["recipes/steps/ca.lua"] = "..." }
 ---   env       host environment additions (a leading ~/ is the scenario's HOME)
 ---   answers   values for `?` prompts, by variable name
----   confirm   answer to `launch this agent?` (default yes) when args lack --yes
+---   confirm   answer to `launch this agent?` (boolean; default true) when args lack --yes
+---   tty       false: no terminal (confirming and asking fail as they would)
+---   user_recipes  true: also search the user's own recipe dirs (~/.config/bottle,
+---             BOTTLE_PATH); by default a scenario sees only the built-ins, `lua`
+---             and `--lua-dir`, so an ejected recipe cannot change what it tests
+---   secrets   further values that must appear nowhere
 ---   docker, smolvm, net, exec, agent_exit, fail, signal, delay: see fakes.lua
+--- An unknown field or a field of the wrong type raises.
 function T:run(spec)
   spec = spec or {}
+  check_spec(spec)
   local home = assert(fs.tmpdir("bottle-scenario"))
   write_tree(home .. "/.config/bottle", spec.files)
   write_tree(home, spec.home)
@@ -269,6 +307,7 @@ function T:run(spec)
   package.loaded["rt.time"] = fakes.time(rec)
   drop_bottle_modules()
   host.reset_signal()
+  local had_user_roots = host.user_roots(spec.user_recipes == true)
 
   local out = {}
   local real_stdout = io.stdout
@@ -308,6 +347,10 @@ function T:run(spec)
       opts = opts, env = env })
     ctx.cwd = home
     ctx.ask_secret = function(_, name)
+      if spec.tty == false then
+        -- what rt.term.ask_secret reports without a terminal
+        require("bottle.errors").raise("cannot ask for a value: no terminal")
+      end
       return spec.answers and spec.answers[name]
     end
     ctx.confirm = function()
@@ -321,6 +364,7 @@ function T:run(spec)
 
   local output = log.capture(false)
   io.stdout = real_stdout -- luacheck: ignore 122
+  host.user_roots(had_user_roots)
   for _, name in ipairs(FAKED) do
     package.loaded[name] = saved[name]
   end
