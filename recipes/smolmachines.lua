@@ -34,6 +34,7 @@ return {
     step("bundle", launch.bundle, ctx, plan,
       { network = { name = network.name, ip = network.ip }, publish = true })
     local ports = step("ports", launch.ports, ctx, plan)
+    step("daemons", launch.wait_in_bundle, ctx, plan)
 
     -- The agent reaches the bundle only through host loopback ports: TSI's
     -- allowlist is 127.0.0.1/32, and the agent-facing hop is the one port

@@ -4,7 +4,8 @@
  * order, default commands, BOTTLE_INIT_<NAME>_CMD overrides), parsing of
  * BOTTLE_SIDECAR_DAEMONS, and the environment split that keeps
  * EGRESS_TOKEN_* for egress alone and wipes the values from our own
- * environment block. prefix.c owns the `[name] ` line prefixing of daemon
+ * environment block. ready.c owns the `ready` mode bottle checks the
+ * daemons with. prefix.c owns the `[name] ` line prefixing of daemon
  * output. run.c owns the process side: spawning, the poll loop, signal
  * forwarding, the grace period, reaping. main.c only calls init_main(). */
 #ifndef BOTTLE_INIT_H
@@ -68,6 +69,18 @@ void linebuf_flush(struct linebuf *lb, int fd, const char *prefix);
 void linebuf_free(struct linebuf *lb);
 /* Writes all of buf to fd, retrying on EINTR and short writes. */
 void write_all(int fd, const char *buf, size_t n);
+
+/* The TCP port daemon idx listens on inside the bundle: EGRESS_PORT,
+ * GIT_GATE_PORT, SUPERVISE_PORT from envp when set, else 9099, 8888, 9418,
+ * 9100. -1 for a bad idx. */
+int init_daemon_port(int idx, char *const *envp);
+
+/* `bottle-init ready [--timeout-ms N] NAME[:PORT]...` (argv[0] is "ready"):
+ * waits, within one deadline (default 30 s), until 127.0.0.1:<port> of each
+ * named daemon accepts a TCP connection. Returns 0 (one line on stdout
+ * naming them), 1 naming on stdout the first that never accepted, 2 on bad
+ * arguments. ready.c. */
+int init_ready_main(int argc, char **argv, char **envp);
 
 /* Default grace period between the forwarded signal and SIGKILL. */
 enum { INIT_GRACE_MS = 8000 };

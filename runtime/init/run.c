@@ -239,13 +239,15 @@ static void restore_handlers(void) {
 static void usage(void) {
   static const char msg[] =
       "usage: bottle-init (no arguments)\n"
+      "       bottle-init ready [--timeout-ms N] NAME[:PORT]...\n"
       "Starts the daemons named in BOTTLE_SIDECAR_DAEMONS (egress, pipelock, git-gate,\n"
-      "supervise); BOTTLE_INIT_<NAME>_CMD replaces one's command with a /bin/sh -c string.\n";
+      "supervise); BOTTLE_INIT_<NAME>_CMD replaces one's command with a /bin/sh -c string.\n"
+      "`ready` waits until the named daemons accept connections on 127.0.0.1.\n";
   write_all(2, msg, sizeof msg - 1);
 }
 
 int init_main(int argc, char **argv, char **envp) {
-  (void)argv;
+  if (argc > 1 && strcmp(argv[1], "ready") == 0) return init_ready_main(argc - 1, argv + 1, envp);
   if (argc > 1) {
     usage();
     return 2;
