@@ -75,6 +75,16 @@ void write_all(int fd, const char *buf, size_t n);
  * 9100. -1 for a bad idx. */
 int init_daemon_port(int idx, char *const *envp);
 
+/* Where bottle-init as PID 1 leaves one `<name>.exited` file per daemon
+ * that ended (holding "exited with status N" or "killed by signal N"), so
+ * `ready` fails at once for a daemon that is gone: $BOTTLE_INIT_STATE_DIR,
+ * default INIT_STATE_DIR. */
+#define INIT_STATE_DIR "/run/bottle-init"
+const char *init_state_dir(char *const *envp);
+/* Creates the state dir and removes markers a previous run left. */
+void init_state_reset(char *const *envp);
+void init_mark_exited(char *const *envp, const char *name, const char *what);
+
 /* `bottle-init ready [--timeout-ms N] NAME[:PORT]...` (argv[0] is "ready"):
  * waits, within one deadline (default 30 s), until 127.0.0.1:<port> of each
  * named daemon accepts a TCP connection. Returns 0 (one line on stdout

@@ -5,7 +5,9 @@
  * nothing in the image beyond bottle-init itself (no python3, no nc). Each
  * named daemon is ready when 127.0.0.1:<its port> accepts a TCP connection;
  * the names are checked in the order given against one shared deadline, and
- * the first that never accepts is reported by name. */
+ * the first that never accepts is reported by name. A daemon bottle-init
+ * already saw exit (its marker in the state dir, written by run.c) fails the
+ * check at once instead of at the deadline. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,6 +56,46 @@ static const char *env_value(char *const *envp, const char *name) {
   for (char *const *e = envp; e && *e; e++)
     if (strncmp(*e, name, n) == 0 && (*e)[n] == '=') return *e + n + 1;
   return NULL;
+}
+
+const char *init_state_dir(char *const *envp) {
+  const char *v = env_value(envp, "BOTTLE_INIT_STATE_DIR");
+  return v && *v ? v : INIT_STATE_DIR;
+}
+
+static int marker_path(char *const *envp, const char *name, char *out, size_t outsz) {
+  return snprintf(out, outsz, "%s/%s.exited", init_state_dir(envp), name) < (int)outsz ? 0 : -1;
+}
+
+void init_state_reset(char *const *envp) {
+  const char *dir = init_state_dir(envp);
+  if (mkdir(dir, 0755) < 0 && errno != EEXIST) return;
+  char path[4096];
+  for (int i = 0; i < INIT_DAEMON_COUNT; i++)
+    if (marker_path(envp, init_daemon_names[i], path, sizeof path) == 0) unlink(path);
+}
+
+void init_mark_exited(char *const *envp, const char *name, const char *what) {
+  char path[4096];
+  if (marker_path(envp, name, path, sizeof path) < 0) return;
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  write_all(fd, what, strlen(what));
+  close(fd);
+}
+
+/* What bottle-init wrote when the daemon exited, or 0 when it has not. */
+static int exited_marker(char *const *envp, const char *name, char *what, size_t whatsz) {
+  char path[4096];
+  if (marker_path(envp, name, path, sizeof path) < 0) return 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, what, whatsz - 1);
+  close(fd);
+  what[n > 0 ? n : 0] = '\0';
+  what[strcspn(what, "\n")] = '\0';
+  if (!*what) snprintf(what, whatsz, "exited");
+  return 1;
 }
 
 int init_daemon_port(int idx, char *const *envp) {
@@ -173,6 +216,12 @@ int init_ready_main(int argc, char **argv, char **envp) {
       int wait = left < READY_CONNECT_MS ? (left > 0 ? (int)left : 1) : READY_CONNECT_MS;
       if (try_connect(ports[i], wait) == 0) break;
       int e = errno;
+      char what[128];
+      if (exited_marker(envp, init_daemon_names[idx[i]], what, sizeof what)) {
+        out(1, "bottle-init ready: %s is not ready: it %s (nothing listens on 127.0.0.1:%d)",
+            init_daemon_names[idx[i]], what, ports[i]);
+        return 1;
+      }
       if (mono_ms() >= deadline) {
         out(1, "bottle-init ready: %s is not ready: nothing accepted connections on 127.0.0.1:%d within %d ms (%s)",
             init_daemon_names[idx[i]], ports[i], timeout_ms, strerror(e));

@@ -284,6 +284,13 @@ int init_main(int argc, char **argv, char **envp) {
     return 1;
   }
 
+  /* Exit markers for `bottle-init ready`: as PID 1 (the bundle), or where
+   * the caller asked for them; never in a stranger's /run otherwise. */
+  int marks = getpid() == 1;
+  for (char **e = envp; e && *e; e++)
+    if (strncmp(*e, "BOTTLE_INIT_STATE_DIR=", 22) == 0) marks = 1;
+  if (marks) init_state_reset(envp);
+
   struct daemon_proc ds[INIT_DAEMON_COUNT];
   memset(ds, 0, sizeof ds);
   int running = 0, failed = 0;
@@ -295,10 +302,12 @@ int init_main(int argc, char **argv, char **envp) {
     snprintf(d->prefix, sizeof d->prefix, "[%s] ", d->name);
     /* The egress copy keeps EGRESS_TOKEN_*; overrides are read from it too. */
     char *const *denv = d->idx == 0 ? env.egress : env.others;
-    if (spawn_daemon(d, denv, env.egress) == 0)
+    if (spawn_daemon(d, denv, env.egress) == 0) {
       running++;
-    else
+    } else {
       failed = 1;
+      if (marks) init_mark_exited(envp, d->name, "could not be started");
+    }
   }
 
   int stop_sig = 0, killed = 0;
@@ -373,6 +382,7 @@ int init_main(int argc, char **argv, char **envp) {
         char what[64];
         describe_status(st, what, sizeof what);
         say("%s %s", ds[i].name, what);
+        if (marks) init_mark_exited(envp, ds[i].name, what);
         if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) failed = 1;
       }
     }

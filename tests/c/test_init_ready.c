@@ -198,6 +198,54 @@ static void test_init_main_dispatches_ready(void) {
   CHECK(strstr(c.out, "git-gate is not ready"), "%s", c.out);
 }
 
+static char state_dir[] = "/tmp/bottle-test-init-state.XXXXXX";
+
+/* bottle-init leaves a marker for a daemon that exited; `ready` then fails
+ * at once, naming how it ended, instead of waiting for the deadline. */
+static void test_exited_daemon_fails_fast(void) {
+  char var[200];
+  snprintf(var, sizeof var, "BOTTLE_INIT_STATE_DIR=%s", state_dir);
+  char *daemon_env[] = {strdup("BOTTLE_SIDECAR_DAEMONS=pipelock"), strdup("BOTTLE_INIT_PIPELOCK_CMD=exit 3"),
+                        strdup("BOTTLE_INIT_GRACE_MS=100"), strdup(var), NULL};
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 2);
+    char *argv[] = {"bottle-init", NULL};
+    _exit(init_main(1, argv, daemon_env));
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1, "bottle-init status %d", st);
+  for (int i = 0; daemon_env[i]; i++) free(daemon_env[i]);
+
+  char marker[300], buf[128] = "";
+  snprintf(marker, sizeof marker, "%s/pipelock.exited", state_dir);
+  int fd = open(marker, O_RDONLY);
+  CHECK(fd >= 0, "no marker at %s", marker);
+  if (fd >= 0) {
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    buf[n > 0 ? n : 0] = '\0';
+    close(fd);
+  }
+  CHECK_STR(buf, "exited with status 3");
+
+  char n[64];
+  snprintf(n, sizeof n, "pipelock:%d", closed_port());
+  char *env[] = {var, NULL};
+  char *argv[] = {"ready", "--timeout-ms", "10000", n, NULL};
+  struct captured c = run_ready(argv, env);
+  CHECK_INT(c.rc, 1);
+  CHECK(strstr(c.out, "pipelock is not ready: it exited with status 3"), "%s", c.out);
+  CHECK(c.ms < 2000, "took %lld ms although pipelock was known to be gone", c.ms);
+
+  /* A new bottle-init clears what an earlier run left. */
+  init_state_reset(env);
+  CHECK(access(marker, F_OK) != 0, "stale marker kept");
+  rmdir(state_dir);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   RUN(test_ready_when_all_listen);
@@ -206,5 +254,7 @@ int main(void) {
   RUN(test_ports_from_env);
   RUN(test_bad_arguments);
   RUN(test_init_main_dispatches_ready);
+  if (!mkdtemp(state_dir)) return 1;
+  RUN(test_exited_daemon_fails_fast);
   return tap_done();
 }
