@@ -614,12 +614,6 @@ def destination_check(cfg, host, url, limiter=None, resolver=resolve):
     return None
 
 
-def destination_reason(cfg, host, url):
-    """Why the URL scanner refuses this destination (no rate limit), or None."""
-    v = destination_check(cfg, host, url)
-    return v[2] if v else None
-
-
 def audit_line(level, event, message, **fields):
     """One JSON line as pipelock's audit logger writes it (zerolog, stdout)."""
     rec = {"level": level, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
