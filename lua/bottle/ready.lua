@@ -44,7 +44,6 @@ end
 ---@param bundle_id string
 ---@param opts? {timeout_ms: integer}
 function M.wait(ctx, plan, bundle_id, opts)
-  local _ = ctx
   local timeout_ms = (opts and opts.timeout_ms) or M.TIMEOUT_MS
   local r, err = docker.exec(bundle_id, { cmd = M.command(plan, timeout_ms), timeout_ms = timeout_ms + 10000 })
   if not r then

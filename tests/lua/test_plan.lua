@@ -315,3 +315,55 @@ test("--label names the slug; a bad label is refused", function()
   A.match(p.slug, "^review%-%x%x%x%x%x%x$")
   A.raises(function() build({}, {}, { bottles = {}, label = "Bad Label" }) end, "bad --label")
 end)
+
+-- bottle.ready against a scripted rt.docker: the exec it makes, and the
+-- one-line error naming the daemon with the bundle's log tail.
+local function with_fake_docker(exec_reply, fn)
+  local saved_docker, saved_ready = package.loaded["rt.docker"], package.loaded["bottle.ready"]
+  local calls = {}
+  package.loaded["rt.docker"] = {
+    exec = function(id, opts)
+      calls[#calls + 1] = { id = id, opts = opts }
+      return exec_reply()
+    end,
+    container_logs = function()
+      return "[pipelock] load TLS CA: parse CA key: x509: failed\n[bottle-init] pipelock exited with status 1\n", ""
+    end,
+  }
+  package.loaded["bottle.ready"] = nil
+  local ok, err = pcall(fn, require("bottle.ready"), calls)
+  package.loaded["rt.docker"], package.loaded["bottle.ready"] = saved_docker, saved_ready
+  if not ok then
+    error(err, 0)
+  end
+end
+
+test("ready runs bottle-init ready in the bundle for every daemon", function()
+  local bp = { bundle = { daemons = { "egress", "pipelock", "git-gate" } } }
+  with_fake_docker(function() return { code = 0, stdout = "bottle-init ready: ...\n", stderr = "" } end,
+    function(ready, calls)
+      ready.wait({}, bp, "bundle-id", { timeout_ms = 1234 })
+      A.eq(#calls, 1)
+      A.eq(calls[1].id, "bundle-id")
+      A.eq(table.concat(calls[1].opts.cmd, " "),
+        "/usr/local/bin/bottle-init ready --timeout-ms 1234 egress pipelock git-gate")
+    end)
+end)
+
+test("a daemon that is not ready fails the launch naming it, with the log tail", function()
+  local bp = { bundle = { daemons = { "egress", "pipelock" } } }
+  with_fake_docker(function()
+    return { code = 1, stdout = "bottle-init ready: pipelock is not ready: it exited with status 1 "
+      .. "(nothing listens on 127.0.0.1:8888)\n", stderr = "" }
+  end, function(ready)
+    local ok, err = pcall(ready.wait, {}, bp, "b")
+    A.ok(not ok)
+    A.ok(tostring(err.message):find("^ready: the bundle's pipelock is not ready: it exited with status 1"),
+      err.message)
+    A.ok(tostring(err.detail):find("load TLS CA", 1, true), err.detail)
+  end)
+  with_fake_docker(function() return nil, "exec: container b is not running", 409 end, function(ready)
+    local ok, err = pcall(ready.wait, {}, bp, "b")
+    A.ok(not ok and err.message:find("cannot check the bundle's daemons: exec: container b is not running", 1, true))
+  end)
+end)
