@@ -151,8 +151,9 @@ class Egress:
             return
         key = self._tunnel_key(req)
         now = time.monotonic()
-        # mitmproxy's eager attempt for this tunnel (during the agent's TLS
-        # handshake) already failed: ask whatever the cache says.
+        # mitmproxy's own attempt for this tunnel (made during the agent's
+        # TLS handshake) already failed: ask even if pipelock accepted the
+        # host a moment ago.
         sc = flow.server_conn
         failed = sc.timestamp_start is not None and not sc.connected and sc.timestamp_tls_setup is None
         if not failed and self.tunnels_ok.get(key, 0) > now:
