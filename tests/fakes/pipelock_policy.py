@@ -133,6 +133,7 @@ DEFAULT_INTERNAL = ("0.0.0.0/8", "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "
 NON_SECRET_ENV = {"PWD", "OLDPWD", "HOME", "PATH", "TMPDIR", "TEMP", "TMP", "_", "SHELL", "USER",
                   "LOGNAME", "LANG", "LANGUAGE", "TERM", "HOSTNAME", "SHLVL", "EDITOR", "PAGER"}
 NON_SECRET_ENV_PREFIXES = ("LC_", "XDG_")
+ENV_LEAK = "Environment Variable Leak"  # scanner/text_dlp.go:203
 
 
 class ConfigError(Exception):
@@ -552,7 +553,7 @@ def dlp_match(cfg, text, host):
             return name, severity
     for secret in cfg.get("env_secrets") or ():
         if any(secret in v for v in variants):
-            return "Environment Variable Leak", "critical"
+            return ENV_LEAK, "critical"
     return None
 
 
@@ -598,6 +599,8 @@ def destination_check(cfg, host, url, limiter=None, resolver=resolve):
     if literal is not None and _core_internal(literal) and not any(literal in n for n in cfg["ip_allowlist"]):
         return 403, "core_ssrf", f"core SSRF: {host} is a private/internal IP address"
     hit = dlp_match(cfg, url, host)
+    if hit and hit[0] == ENV_LEAK:
+        return 403, "dlp", "environment variable leak detected"  # scanner/scanner.go:1461
     if hit:
         return 403, "dlp", f"DLP match: {hit[0]} ({hit[1]})"
     if cfg["internal"] and literal is None and not any(match_domain(host, d) for d in cfg["trusted_domains"]):
@@ -656,7 +659,9 @@ class PipelockPolicy:
         flow.metadata["pipelock-answered"] = True
         audit_line("warn", "blocked", "request blocked", method=flow.request.method,
                    scanner=scanner, reason=body, client_ip=flow.client_conn.peername[0], **where)
-        if status == 403 and scanner != "tls_authority_mismatch" and not self._enforcing():
+        # audit mode and enforce: false log scanner verdicts without blocking
+        # (proxy/forward.go:207); the Host check inside a tunnel always blocks.
+        if scanner != "tls_authority_mismatch" and not self._enforcing():
             return False
         flow.response = http.Response.make(status, f"{prefix}{body}\n",
                                            {"Content-Type": "text/plain; charset=utf-8",
