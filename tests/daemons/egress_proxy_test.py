@@ -4,9 +4,10 @@ Fixtures (built in setup, all local): a test CA and a leaf for
 localhost/127.0.0.1 made with the openssl CLI; an HTTPS upstream
 (http.server + ssl) that records the Authorization header it receives; a
 minted egress CA in a temp confdir; a tiny CONNECT proxy standing in for
-pipelock. Two egress instances run: `direct` (most tests, and the SIGHUP
-ones last because they change its table) and `chained`, whose
-EGRESS_UPSTREAM_PROXY is the CONNECT proxy, as in a real bundle.
+pipelock. Egress instances: `direct` (most tests, and the SIGHUP ones last
+because they change its table), `chained`, whose EGRESS_UPSTREAM_PROXY is
+the CONNECT proxy, as in a real bundle, and `refusing`, the same for the
+tests where that proxy refuses as pipelock does.
 """
 
 import json
