@@ -271,11 +271,19 @@ static X509 *build_cert(EVP_PKEY *pkey, const char *cn, int days) {
   return x;
 }
 
-static int write_pem(int fd, EVP_PKEY *key, X509 *cert) {
+/* SEC1 is OpenSSL's "traditional" form of an EC key: BEGIN EC PRIVATE KEY,
+ * named curve and public point included, which is what Go's
+ * x509.ParseECPrivateKey (pipelock's LoadCA) expects. */
+static int write_key(BIO *b, EVP_PKEY *key, enum ca_key_format format) {
+  if (format == CA_KEY_FORMAT_SEC1) return PEM_write_bio_PrivateKey_traditional(b, key, NULL, NULL, 0, NULL, NULL);
+  return PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL);
+}
+
+static int write_pem(int fd, EVP_PKEY *key, enum ca_key_format format, X509 *cert) {
   BIO *b = BIO_new_fd(fd, BIO_NOCLOSE);
   if (!b) return 0;
   errno = 0;
-  int ok = (!key || PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL)) &&
+  int ok = (!key || write_key(b, key, format)) &&
            (!cert || PEM_write_bio_X509(b, cert)) && BIO_flush(b) == 1;
   BIO_free(b);
   return ok;
@@ -302,8 +310,8 @@ static void remove_created(struct mint_file *files, int n) {
  * error while writing leaves the old files untouched. Without it, the final
  * names are created with O_EXCL, so a file that appeared since the caller's
  * check is still never replaced. */
-static int write_files(struct mint_file *files, int n, EVP_PKEY *key, X509 *cert, int overwrite,
-                       struct ca_error *err) {
+static int write_files(struct mint_file *files, int n, EVP_PKEY *key, enum ca_key_format format, X509 *cert,
+                       int overwrite, struct ca_error *err) {
   for (int i = 0; i < n; i++) {
     struct mint_file *f = &files[i];
     int fd;
@@ -321,7 +329,7 @@ static int write_files(struct mint_file *files, int n, EVP_PKEY *key, X509 *cert
       return fail_errno(err, e, "mint: cannot create", f->path);
     }
     f->created = 1;
-    int ok = write_pem(fd, f->with_key ? key : NULL, f->with_cert ? cert : NULL);
+    int ok = write_pem(fd, f->with_key ? key : NULL, format, f->with_cert ? cert : NULL);
     int e = errno;
     if (close(fd) < 0 && ok) {
       ok = 0;
@@ -358,6 +366,11 @@ static int check_spec(const struct ca_mint_spec *spec, const char *cn, struct ca
   if (spec->days > MAX_DAYS) return fail(err, "EINVAL", "mint: days %d is more than %d", spec->days, MAX_DAYS);
   if (spec->key != CA_KEY_EC_P256 && spec->key != CA_KEY_RSA_2048)
     return fail(err, "EINVAL", "mint: unknown key type %d", (int)spec->key);
+  if (spec->key_format != CA_KEY_FORMAT_DEFAULT && spec->key_format != CA_KEY_FORMAT_SEC1 &&
+      spec->key_format != CA_KEY_FORMAT_PKCS8)
+    return fail(err, "EINVAL", "mint: unknown key format %d", (int)spec->key_format);
+  if (spec->key_format == CA_KEY_FORMAT_SEC1 && spec->key != CA_KEY_EC_P256)
+    return fail(err, "EINVAL", "mint: the sec1 key format is for EC keys only");
   return 0;
 }
 
@@ -373,6 +386,8 @@ int ca_mint(const struct ca_mint_spec *spec, struct ca_minted *out, struct ca_er
   }
   if (check_spec(spec, cn, err) < 0) return -1;
   int days = spec->days > 0 ? spec->days : DEFAULT_DAYS;
+  enum ca_key_format format = spec->key_format;
+  if (format == CA_KEY_FORMAT_DEFAULT) format = spec->key == CA_KEY_EC_P256 ? CA_KEY_FORMAT_SEC1 : CA_KEY_FORMAT_PKCS8;
 
   struct stat st;
   if (stat(spec->dir, &st) < 0) return fail_errno(err, errno, "mint: directory", spec->dir);
@@ -410,7 +425,7 @@ int ca_mint(const struct ca_mint_spec *spec, struct ca_minted *out, struct ca_er
       {.path = out->cert, .mode = 0644, .with_cert = 1},
   };
   int rc = cert_fingerprint(cert, out->fingerprint) < 0 ? fail_ssl(err, "mint: fingerprint of %s", out->cert)
-                                                         : write_files(files, 3, key, cert, spec->overwrite, err);
+                                                         : write_files(files, 3, key, format, cert, spec->overwrite, err);
   X509_free(cert);
   EVP_PKEY_free(key);
   return rc;

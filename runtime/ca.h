@@ -24,6 +24,14 @@ enum ca_key_type {
   CA_KEY_RSA_2048
 };
 
+/* How the private key is written. pipelock's LoadCA reads only SEC1
+ * (`BEGIN EC PRIVATE KEY`, x509.ParseECPrivateKey); mitmproxy reads either. */
+enum ca_key_format {
+  CA_KEY_FORMAT_DEFAULT = 0, /* SEC1 for EC keys, PKCS#8 for RSA */
+  CA_KEY_FORMAT_SEC1,        /* EC only */
+  CA_KEY_FORMAT_PKCS8
+};
+
 struct ca_error {
   const char *code;  /* static string, never NULL after a failure */
   char message[1024];
@@ -35,12 +43,13 @@ struct ca_mint_spec {
   const char *common_name; /* NULL: "bottle <name> CA"; at most 64 bytes */
   int days;                /* validity from now; <= 0 means 30 */
   enum ca_key_type key;
+  enum ca_key_format key_format;
   int overwrite;           /* replace existing files (each one atomically) */
 };
 
 struct ca_minted {
   char cert[PATH_MAX]; /* certificate PEM, 0644 */
-  char key[PATH_MAX];  /* private key PEM (PKCS#8), 0600 */
+  char key[PATH_MAX];  /* private key PEM (SEC1 or PKCS#8, see key_format), 0600 */
   char pem[PATH_MAX];  /* key then certificate (mitmproxy's confdir layout), 0600 */
   char fingerprint[CA_FINGERPRINT_SIZE];
 };

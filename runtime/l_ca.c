@@ -1,6 +1,6 @@
 /* l_ca.c: rt.ca, the Lua binding of ca.c.
  *
- *   rt.ca.mint{dir=, name=, common_name=, days=30, key="ec-p256", overwrite=false}
+ *   rt.ca.mint{dir=, name=, common_name=, days=30, key="ec-p256", key_format=, overwrite=false}
  *     -> {cert=, key=, pem=, fingerprint_sha256=} | nil, message, code
  *   rt.ca.bundle{out=, extra={paths...}, mode=0644} -> out | nil, message, code
  *   rt.ca.fingerprint(cert_path)  -> "AB:CD:..." | nil, message, code
@@ -16,7 +16,7 @@
 
 static int push_failure(lua_State *L, const struct ca_error *err) { return lutil_fail(L, err->message, err->code); }
 
-static const char *const mint_fields[] = {"dir", "name", "common_name", "days", "key", "overwrite", NULL};
+static const char *const mint_fields[] = {"dir", "name", "common_name", "days", "key", "key_format", "overwrite", NULL};
 
 static int l_mint(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -37,6 +37,13 @@ static int l_mint(lua_State *L) {
   else if (strcmp(key, "rsa-2048") == 0) spec.key = CA_KEY_RSA_2048;
   else luaL_error(L, "ca.mint: key must be \"ec-p256\" or \"rsa-2048\", not \"%s\"", key);
 
+  const char *format = lutil_opt_str(L, 1, "ca.mint", "key_format");
+  if (!format) spec.key_format = CA_KEY_FORMAT_DEFAULT;
+  else if (strcmp(format, "sec1") == 0) spec.key_format = CA_KEY_FORMAT_SEC1;
+  else if (strcmp(format, "pkcs8") == 0) spec.key_format = CA_KEY_FORMAT_PKCS8;
+  else luaL_error(L, "ca.mint: key_format must be \"sec1\" or \"pkcs8\", not \"%s\"", format);
+  if (spec.key_format == CA_KEY_FORMAT_SEC1 && spec.key != CA_KEY_EC_P256)
+    luaL_error(L, "ca.mint: key_format \"sec1\" needs key \"ec-p256\"");
   spec.overwrite = lutil_opt_bool(L, 1, "ca.mint", "overwrite", 0);
 
   struct ca_minted out;

@@ -11,6 +11,12 @@ mitmproxy flows and it:
 - http_connect: refuse a CONNECT to a host without a route with 403 before
   any TLS or upstream connection happens.
 - http://_egress.local/allowlist: the route table as JSON, without values.
+- upstream refusals: when pipelock (the upstream proxy) refuses the CONNECT
+  egress makes for a tunnel, mitmproxy keeps only its status line and
+  answers the agent 502. So before mitmproxy opens an upstream tunnel, the
+  addon asks pipelock itself (a CONNECT it closes at once; at most once per
+  host and port per minute while pipelock accepts) and answers a refusal
+  with pipelock's status and reason: `403 blocked: <reason>` (or 429).
 - SIGHUP: reload the routes file, keeping the old table when the new one
   does not load. A missing or broken file at startup is an error, which
   makes mitmdump exit rather than run without a table.
@@ -23,6 +29,8 @@ import asyncio
 import json
 import os
 import signal
+import time
+import urllib.parse
 
 from mitmproxy import ctx, http
 
@@ -30,6 +38,10 @@ import egress_core as core
 
 DEFAULT_ROUTES = "/etc/bottle/egress/routes.json"
 MARK = "bottle-egress"
+ALLOW_TTL = 60.0
+PROBE_TIMEOUT = 5.0
+PROBE_MAX_HEAD = 8192
+PROBE_MAX_BODY = 4096
 
 
 def _text_response(status, body, content_type="text/plain; charset=utf-8"):
@@ -42,6 +54,9 @@ class Egress:
     def __init__(self):
         self.path = os.environ.get("EGRESS_ROUTES") or DEFAULT_ROUTES
         self.table = core.RouteTable([])  # blocks everything until loaded
+        # "host:port" -> monotonic time until which pipelock is taken to
+        # accept a CONNECT there without asking again.
+        self.tunnels_ok = {}
 
     # -- routes -----------------------------------------------------------
 
@@ -82,12 +97,19 @@ class Egress:
         if not d.allowed:
             self._refuse(flow, d, "CONNECT", "")
 
-    def requestheaders(self, flow: http.HTTPFlow):
+    async def requestheaders(self, flow: http.HTTPFlow):
         self._settle(flow)
+        await self._check_upstream_tunnel(flow)
 
     def request(self, flow: http.HTTPFlow):
         if flow.response is None and flow.metadata.get(MARK) is None:
             self._settle(flow)
+
+    def error(self, flow: http.HTTPFlow):
+        # A refusal that came after the last probe (pipelock's rate limit):
+        # probe again on the next request to that host.
+        if flow.error and core.refused_status(flow.error.msg) is not None:
+            self.tunnels_ok.pop(self._tunnel_key(flow.request), None)
 
     # -- internals --------------------------------------------------------
 
@@ -111,6 +133,75 @@ class Egress:
         except Exception as e:  # fail closed
             ctx.log.error(f"egress: internal error: {type(e).__name__}: {e}")
             self._refuse(flow, core.block("internal error in egress"), req.method, req.path)
+
+    @staticmethod
+    def _tunnel_key(req):
+        return f"{core.normalize_host(req.host)}:{req.port}"
+
+    async def _check_upstream_tunnel(self, flow):
+        """For an allowed request inside a tunnel, makes sure pipelock will
+        open the tunnel before mitmproxy asks it: mitmproxy keeps only the
+        status line of a refused upstream CONNECT and answers 502, so the
+        addon asks pipelock itself (once per host and port per ALLOW_TTL
+        while it accepts) and answers a refusal with pipelock's own status
+        and reason."""
+        req = flow.request
+        if (flow.response is not None or flow.metadata.get(MARK) != "allowed" or req.scheme != "https"
+                or not os.environ.get("EGRESS_UPSTREAM_PROXY")):
+            return
+        key = self._tunnel_key(req)
+        now = time.monotonic()
+        # mitmproxy's own attempt for this tunnel (made during the agent's
+        # TLS handshake) already failed: ask even if pipelock accepted the
+        # host a moment ago.
+        sc = flow.server_conn
+        failed = sc.timestamp_start is not None and not sc.connected and sc.timestamp_tls_setup is None
+        if not failed and self.tunnels_ok.get(key, 0) > now:
+            return
+        try:
+            probed = await self._probe_upstream(req.host, req.port)
+        except Exception as e:  # let mitmproxy try; it reports what fails
+            ctx.log.warn(f"egress: could not ask pipelock about {key}: {type(e).__name__}: {e}")
+            return
+        if probed is None:
+            return
+        status, body = probed
+        if 200 <= status < 300:
+            self.tunnels_ok[key] = now + ALLOW_TTL
+            return
+        self.tunnels_ok.pop(key, None)
+        self._refuse(flow, core.upstream_refusal(status, body, core.normalize_host(req.host)),
+                     req.method, req.path)
+
+    async def _probe_upstream(self, host, port):
+        """CONNECTs to the upstream proxy for host:port and returns its
+        (status, body); closes at once whatever it answered."""
+        proxy = urllib.parse.urlsplit(os.environ.get("EGRESS_UPSTREAM_PROXY") or "")
+        if not proxy.hostname or not proxy.port:
+            return None
+        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(proxy.hostname, proxy.port), PROBE_TIMEOUT)
+        try:
+            writer.write(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode("ascii"))
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), PROBE_TIMEOUT)
+            if len(head) > PROBE_MAX_HEAD:
+                return None
+            lines = head.decode("latin-1").split("\r\n")
+            parts = lines[0].split(" ", 2)
+            status = int(parts[1])
+            length = 0
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length" and value.strip().isdigit():
+                    length = int(value.strip())
+            body = b""
+            if 300 <= status and length:
+                body = await asyncio.wait_for(reader.readexactly(min(length, PROBE_MAX_BODY)), PROBE_TIMEOUT)
+            return status, body.decode("utf-8", "replace")
+        finally:
+            writer.close()
 
     def _refuse(self, flow, d, method, path):
         flow.metadata[MARK] = "blocked"

@@ -12,7 +12,10 @@ module so the policy can be tested with plain Python. It owns:
   "Authorization: <scheme> <slot value>", failing closed when the slot is
   empty or missing);
 - decide_connect(): the same host check for a CONNECT, before any TLS;
-- describe(): the table as the /allowlist endpoint shows it, without values.
+- describe(): the table as the /allowlist endpoint shows it, without values;
+- upstream_refusal(): what the agent receives when the upstream proxy
+  (pipelock) refuses egress's CONNECT: pipelock's own status and reason as
+  `blocked: <reason>` (docs/bundle.md lists pipelock's answers).
 
 Token values only ever come from the env mapping passed in; they are never
 logged, stored on a table or put in a block message.
@@ -289,3 +292,39 @@ def describe(table, env=None):
             entry["token_present"] = bool(env and (env.get(r.token_env) or "").strip())
         out.append(entry)
     return {"version": ROUTES_VERSION, "routes": out}
+
+
+# mitmproxy's text for a CONNECT its upstream proxy answered with a non-2xx
+# status (mitmproxy/proxy/layers/http/_upstream_proxy.py, 8.1.1 and 10.4.2):
+# "Upstream proxy <addr> refused HTTP CONNECT request: <code> <reason>".
+UPSTREAM_REFUSED_RE = re.compile(r"refused HTTP CONNECT request: (\d{3})\b")
+# pipelock v2.3.0 prefixes a refused CONNECT's reason with "CONNECT blocked: "
+# (internal/proxy/forward.go); the agent's request was not a CONNECT to it.
+_PIPELOCK_CONNECT_PREFIX = "CONNECT blocked: "
+MAX_REASON = 400
+
+
+def refused_status(error_text):
+    """The status the upstream proxy refused the CONNECT with, from
+    mitmproxy's connection error text; None when it is another failure."""
+    m = UPSTREAM_REFUSED_RE.search(error_text or "")
+    return int(m.group(1)) if m else None
+
+
+def upstream_refusal(status, body, host):
+    """The answer for the agent when the upstream proxy refused a CONNECT to
+    host with status and body (pipelock's text/plain reason). 403 and 429
+    keep their status and become `blocked: <pipelock's reason>`; anything
+    else (502 `tunnel dial failed`, 503 `too many active tunnels`) stays a
+    gateway error naming pipelock's text."""
+    reason = " ".join((body or "").split())[:MAX_REASON]
+    if reason.startswith(_PIPELOCK_CONNECT_PREFIX):
+        reason = reason[len(_PIPELOCK_CONNECT_PREFIX):]
+    elif reason.startswith("blocked: "):
+        reason = reason[len("blocked: "):]
+    if status in (403, 429):
+        return Decision(False, status, "blocked: " + (reason or f"refused by pipelock ({status})"))
+    detail = f"{status} {reason}".strip() if reason else str(status)
+    return Decision(False, 502 if status < 500 else status,
+                    f"egress: pipelock could not open a tunnel to {host}: {detail}")
+

@@ -274,42 +274,10 @@ function M.ports(ctx, rec)
   return out
 end
 
--- Waits, inside the bundle, until each port accepts a connection on
--- 127.0.0.1 (the docker recipe publishes nothing on the host). The bundle
--- image is mitmproxy's, so python3 is there.
-local WAIT_PY = [[
-import socket, sys, time
-deadline = time.time() + float(sys.argv[1])
-for port in sys.argv[2:]:
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", int(port)), 1).close()
-            break
-        except OSError as e:
-            if time.time() > deadline:
-                print("port %s: %s" % (port, e))
-                sys.exit(1)
-            time.sleep(0.05)
-]]
-
---- Waits until the bundle's daemons listen (checked from inside it).
+--- Waits until the bundle's daemons listen (checked from inside it by
+--- bottle.ready).
 function M.wait_in_bundle(ctx, rec)
-  local id = rec.bundle.id
-  local ports = {}
-  for _, d in ipairs(rec.plan.bundle.daemons) do
-    if defaults.PORTS[d] then
-      ports[#ports + 1] = tostring(defaults.PORTS[d])
-    end
-  end
-  local argv = { "python3", "-c", WAIT_PY, tostring(M.PORT_TIMEOUT_MS / 1000) }
-  table.move(ports, 1, #ports, #argv + 1, argv)
-  local r, err = docker.exec(id, { cmd = argv, timeout_ms = M.PORT_TIMEOUT_MS + 10000 })
-  if not r then
-    errors.raise(err, log_tail(id))
-  end
-  if r.code ~= 0 then
-    errors.raise("the bundle's daemons did not come up: " .. errors.first_line(r.stdout .. r.stderr), log_tail(id))
-  end
+  require("bottle.ready").wait(ctx, rec.plan, rec.bundle.id, { timeout_ms = M.PORT_TIMEOUT_MS })
 end
 
 --- Makes the guest's sockets answer (plan.sockets): in socket mode

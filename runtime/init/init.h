@@ -4,7 +4,8 @@
  * order, default commands, BOTTLE_INIT_<NAME>_CMD overrides), parsing of
  * BOTTLE_SIDECAR_DAEMONS, and the environment split that keeps
  * EGRESS_TOKEN_* for egress alone and wipes the values from our own
- * environment block. prefix.c owns the `[name] ` line prefixing of daemon
+ * environment block. ready.c owns the `ready` mode bottle checks the
+ * daemons with. prefix.c owns the `[name] ` line prefixing of daemon
  * output. run.c owns the process side: spawning, the poll loop, signal
  * forwarding, the grace period, reaping. main.c only calls init_main(). */
 #ifndef BOTTLE_INIT_H
@@ -68,6 +69,28 @@ void linebuf_feed(struct linebuf *lb, int fd, const char *prefix, const char *da
 /* Writes a pending partial line (with a newline added). */
 void linebuf_flush(struct linebuf *lb, int fd, const char *prefix);
 void linebuf_free(struct linebuf *lb);
+
+/* The TCP port daemon idx listens on inside the bundle: EGRESS_PORT,
+ * GIT_GATE_PORT, SUPERVISE_PORT from envp when set, else 9099, 8888, 9418,
+ * 9100. -1 for a bad idx. */
+int init_daemon_port(int idx, char *const *envp);
+
+/* Where bottle-init as PID 1 leaves one `<name>.exited` file per daemon
+ * that ended (holding "exited with status N" or "killed by signal N"), so
+ * `ready` fails at once for a daemon that is gone: $BOTTLE_INIT_STATE_DIR,
+ * default INIT_STATE_DIR. */
+#define INIT_STATE_DIR "/run/bottle-init"
+const char *init_state_dir(char *const *envp);
+/* Creates the state dir and removes markers a previous run left. */
+void init_state_reset(char *const *envp);
+void init_mark_exited(char *const *envp, const char *name, const char *what);
+
+/* `bottle-init ready [--timeout-ms N] NAME[:PORT]...` (argv[0] is "ready"):
+ * waits, within one deadline (default 30 s), until 127.0.0.1:<port> of each
+ * named daemon accepts a TCP connection. Returns 0 (one line on stdout
+ * naming them), 1 naming on stdout the first that never accepted, 2 on bad
+ * arguments. ready.c. */
+int init_ready_main(int argc, char **argv, char **envp);
 
 /* Default grace period between the forwarded signal and SIGKILL. */
 enum { INIT_GRACE_MS = 8000 };

@@ -239,10 +239,12 @@ static void restore_handlers(void) {
 static void usage(void) {
   static const char msg[] =
       "usage: bottle-init\n"
+      "       bottle-init ready [--timeout-ms N] NAME[:PORT]...\n"
       "       bottle-init relay [--owner UID:GID] [PATH=HOST:PORT...]\n"
       "Starts the daemons named in BOTTLE_SIDECAR_DAEMONS (egress, pipelock, git-gate,\n"
       "supervise, relay); BOTTLE_INIT_<NAME>_CMD replaces one's command with a /bin/sh -c\n"
-      "string. `relay` serves the guest's unix sockets (routes from BOTTLE_RELAY_ROUTES).\n";
+      "string. `ready` waits until the named daemons accept connections on 127.0.0.1.\n"
+      "`relay` serves the guest's unix sockets (routes from BOTTLE_RELAY_ROUTES).\n";
   write_all(2, msg, sizeof msg - 1);
 }
 
@@ -252,6 +254,8 @@ struct supervisor {
   int count, running, failed;
   int grace_ms;
   int stop_sig, killed; /* the first SIGTERM/SIGINT; SIGKILL sent */
+  char *const *envp;    /* for the exit markers */
+  int marks;            /* leave `<name>.exited` markers for `ready` */
   long long deadline;   /* of the grace period, once stopping */
 };
 
@@ -264,10 +268,12 @@ static void start_all(struct supervisor *sv, const int *order, const struct init
     snprintf(d->prefix, sizeof d->prefix, "[%s] ", d->name);
     /* The egress copy keeps EGRESS_TOKEN_*; overrides are read from it too. */
     char *const *denv = d->idx == 0 ? env->egress : env->others;
-    if (spawn_daemon(d, denv, env->egress) == 0)
+    if (spawn_daemon(d, denv, env->egress) == 0) {
       sv->running++;
-    else
+    } else {
       sv->failed = 1;
+      if (sv->marks) init_mark_exited(sv->envp, d->name, "could not be started");
+    }
   }
 }
 
@@ -346,6 +352,7 @@ static void reap(struct supervisor *sv) {
       char what[64];
       describe_status(st, what, sizeof what);
       say("%s %s", d->name, what);
+      if (sv->marks) init_mark_exited(sv->envp, d->name, what);
       if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) sv->failed = 1;
     }
   }
@@ -379,6 +386,7 @@ static void release_all(struct supervisor *sv) {
 
 int init_main(int argc, char **argv, char **envp) {
   if (argc > 1 && strcmp(argv[1], "relay") == 0) return init_relay(argc - 2, argv + 2, envp);
+  if (argc > 1 && strcmp(argv[1], "ready") == 0) return init_ready_main(argc - 1, argv + 1, envp);
   if (argc > 1) {
     usage();
     return 2;
@@ -416,6 +424,14 @@ int init_main(int argc, char **argv, char **envp) {
     restore_handlers();
     return 1;
   }
+
+  /* Exit markers for `bottle-init ready`: as PID 1 (the bundle), or where
+   * the caller asked for them; never in a stranger's /run otherwise. */
+  sv.envp = envp;
+  sv.marks = getpid() == 1;
+  for (char **e = envp; e && *e; e++)
+    if (strncmp(*e, "BOTTLE_INIT_STATE_DIR=", 22) == 0) sv.marks = 1;
+  if (sv.marks) init_state_reset(envp);
 
   start_all(&sv, order, &env);
   while (sv.running > 0) {

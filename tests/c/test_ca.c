@@ -199,6 +199,21 @@ static void need_openssl(void) {
 
 /* ---- minting ------------------------------------------------------------ */
 
+/* SEC1 as Go's x509.ParseECPrivateKey reads it (RFC 5915): version 1, the
+ * private octets, [0] the named curve P-256, [1] the public point. */
+static void check_sec1(const char *key_path) {
+  const char *argv[] = {"openssl", "asn1parse", "-in", key_path, NULL};
+  char *out = run_ok(argv);
+  CHECK(out != NULL);
+  if (!out) return;
+  CHECK(strstr(out, "INTEGER           :01"), "%s", out);
+  CHECK(strstr(out, "OCTET STRING"), "%s", out);
+  CHECK(strstr(out, "cont [ 0 ]") && strstr(out, "prime256v1"), "%s", out);
+  CHECK(strstr(out, "cont [ 1 ]") && strstr(out, "BIT STRING"), "%s", out);
+  CHECK(!strstr(out, "id-ecPublicKey"), "a PKCS#8 wrapper names id-ecPublicKey: %s", out);
+  free(out);
+}
+
 static void check_minted_ca(const struct ca_minted *m, const char *cn, int rsa) {
   CHECK(openssl_verify(m->cert, m->cert), "openssl verify -CAfile %s %s", m->cert, m->cert);
 
@@ -261,12 +276,15 @@ static void check_minted_ca(const struct ca_minted *m, const char *cn, int rsa) 
   CHECK_INT(ca_fingerprint(m->cert, ours, &err), 0);
   CHECK_STR(ours, m->fingerprint);
 
-  /* Key files: PKCS#8 (what pipelock, Go and mitmproxy all read), matching
-   * the certificate; the .pem has the key first, then the certificate. */
+  /* Key files: an EC key in SEC1 (the only form pipelock's LoadCA parses;
+   * mitmproxy reads it too), RSA in PKCS#8, matching the certificate; the
+   * .pem has the key first, then the certificate. */
+  const char *begin = rsa ? "-----BEGIN PRIVATE KEY-----\n" : "-----BEGIN EC PRIVATE KEY-----\n";
   char *key = slurp(m->key), *pem = slurp(m->pem);
-  CHECK(key && strncmp(key, "-----BEGIN PRIVATE KEY-----\n", 28) == 0);
+  CHECK(key && strncmp(key, begin, strlen(begin)) == 0, "%.40s", key ? key : "(none)");
   CHECK(key && !strstr(key, "CERTIFICATE"));
-  const char *pk = pem ? strstr(pem, "-----BEGIN PRIVATE KEY-----") : NULL;
+  if (!rsa) check_sec1(m->key);
+  const char *pk = pem ? strstr(pem, begin) : NULL;
   const char *pc = pem ? strstr(pem, "-----BEGIN CERTIFICATE-----") : NULL;
   CHECK(pk == pem && pc && pc > pk, "the .pem must be the key followed by the certificate");
   free(key);
@@ -446,6 +464,28 @@ static void test_mint_overwrite_replaces(void) {
   nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
+/* key_format pkcs8 on an EC key: the form pipelock refuses, still
+ * available for tools that want it. */
+static void test_mint_ec_pkcs8(void) {
+  need_openssl();
+  char dir[300];
+  make_dir(dir, sizeof dir, "mint-ec-pkcs8");
+  struct ca_minted m;
+  struct ca_error err;
+  struct ca_mint_spec spec = {.dir = dir, .name = "ca", .key = CA_KEY_EC_P256, .key_format = CA_KEY_FORMAT_PKCS8};
+  CHECK_INT(ca_mint(&spec, &m, &err), 0);
+  char *key = slurp(m.key), *pem = slurp(m.pem);
+  CHECK(key && strncmp(key, "-----BEGIN PRIVATE KEY-----\n", 28) == 0, "%.40s", key ? key : "(none)");
+  CHECK(pem && strncmp(pem, "-----BEGIN PRIVATE KEY-----\n", 28) == 0);
+  free(key);
+  free(pem);
+  char *cert_pub = public_key_of(m.cert, 1), *key_pub = public_key_of(m.key, 0);
+  CHECK(cert_pub && key_pub && strcmp(cert_pub, key_pub) == 0, "key does not match certificate");
+  free(cert_pub);
+  free(key_pub);
+  nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 static void test_mint_bad_arguments(void) {
   char dir[300], file[400];
   make_dir(dir, sizeof dir, "mint-bad");
@@ -465,6 +505,11 @@ static void test_mint_bad_arguments(void) {
   CHECK_INT(ca_mint(&spec, &m, &err), -1);
   CHECK_STR(err.code, "EINVAL");
   CHECK(strstr(err.message, "common name") != NULL, "%s", err.message);
+
+  struct ca_mint_spec rsa_sec1 = {.dir = dir, .name = "ok", .key = CA_KEY_RSA_2048, .key_format = CA_KEY_FORMAT_SEC1};
+  CHECK_INT(ca_mint(&rsa_sec1, &m, &err), -1);
+  CHECK_STR(err.code, "EINVAL");
+  CHECK(strstr(err.message, "sec1") != NULL, "%s", err.message);
 
   snprintf(file, sizeof file, "%s/missing", dir);
   CHECK_INT(mint(file, "ca", CA_KEY_EC_P256, 0, &m, &err), -1);
@@ -844,6 +889,7 @@ int main(void) {
   RUN(test_mints_differ);
   RUN(test_mint_refuses_to_overwrite);
   RUN(test_mint_overwrite_replaces);
+  RUN(test_mint_ec_pkcs8);
   RUN(test_mint_bad_arguments);
   RUN(test_mitmproxy_loads_pem);
   RUN(test_fingerprint_errors);

@@ -158,3 +158,23 @@ def test_describe_has_no_values():
     again = core.parse_routes(json.dumps({"version": 1, "routes": [
         {k: v for k, v in r.items() if k != "token_present"} for r in out["routes"]]}))
     assert [r.host for r in again.routes] == hosts
+
+
+def test_upstream_refusal_keeps_pipelocks_status_and_reason():
+    # mitmproxy's error text for a refused upstream CONNECT (8.1.1 and 10.4.2)
+    err = "Upstream proxy 127.0.0.1:8888 refused HTTP CONNECT request: 403 Forbidden"
+    assert core.refused_status(err) == 403
+    assert core.refused_status("Connection refused") is None
+    assert core.refused_status(None) is None
+    d = core.upstream_refusal(403, "CONNECT blocked: domain not in allowlist: x.test\n", "x.test")
+    assert (d.allowed, d.status, d.body) == (False, 403, "blocked: domain not in allowlist: x.test")
+    d = core.upstream_refusal(429, "CONNECT blocked: rate limit exceeded for x.test\n", "x.test")
+    assert (d.status, d.body) == (429, "blocked: rate limit exceeded for x.test")
+    d = core.upstream_refusal(403, "", "x.test")
+    assert d.status == 403 and d.body.startswith("blocked: ")
+    d = core.upstream_refusal(502, "tunnel dial failed\n", "x.test")
+    assert d.status == 502 and "tunnel dial failed" in d.body and not d.body.startswith("blocked")
+    d = core.upstream_refusal(503, "too many active tunnels", "x.test")
+    assert d.status == 503 and "too many active tunnels" in d.body
+    d = core.upstream_refusal(403, "CONNECT blocked: " + "y" * 5000, "x.test")
+    assert len(d.body) <= len("blocked: ") + core.MAX_REASON

@@ -4,9 +4,10 @@ Fixtures (built in setup, all local): a test CA and a leaf for
 localhost/127.0.0.1 made with the openssl CLI; an HTTPS upstream
 (http.server + ssl) that records the Authorization header it receives; a
 minted egress CA in a temp confdir; a tiny CONNECT proxy standing in for
-pipelock. Two egress instances run: `direct` (most tests, and the SIGHUP
-ones last because they change its table) and `chained`, whose
-EGRESS_UPSTREAM_PROXY is the CONNECT proxy, as in a real bundle.
+pipelock. Egress instances: `direct` (most tests, and the SIGHUP ones last
+because they change its table), `chained`, whose EGRESS_UPSTREAM_PROXY is
+the CONNECT proxy, as in a real bundle, and `refusing`, the same for the
+tests where that proxy refuses as pipelock does.
 """
 
 import json
@@ -50,9 +51,13 @@ class Upstream(BaseHTTPRequestHandler):
 
 
 class ConnectProxy(socketserver.BaseRequestHandler):
-    """Answers CONNECT host:port by tunnelling to it; records the targets."""
+    """Answers CONNECT host:port by tunnelling to it; records the targets.
+    A host in `refuse` gets pipelock's refusal instead: the status and the
+    text/plain body Go's http.Error writes (pipelock v2.3.0
+    internal/proxy/forward.go)."""
 
     targets = []
+    refuse = {}
 
     def handle(self):
         data = b""
@@ -68,6 +73,13 @@ class ConnectProxy(socketserver.BaseRequestHandler):
             return
         host, port = target.decode().rsplit(":", 1)
         ConnectProxy.targets.append(target.decode())
+        if host in ConnectProxy.refuse:
+            status, reason, text = ConnectProxy.refuse[host]
+            body = (text + "\n").encode()
+            self.request.sendall(
+                f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                f"X-Content-Type-Options: nosniff\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+            return
         try:
             up = socket.create_connection((host, int(port)), timeout=10)
         except OSError:
@@ -261,6 +273,51 @@ def test_chained_through_upstream_proxy():
     assert "unknown.example:443" not in ConnectProxy.targets
 
 
+def _refused(status, reason, text, path):
+    # A fresh egress: "chained" already saw pipelock accept localhost and
+    # does not ask again within a minute.
+    if "refusing" not in S:
+        path_r = os.path.join(S["dir"], "routes-refusing.json")
+        h.write(path_r, routes_doc(FIRST_ROUTES))
+        S["refusing"] = start_egress(
+            "refusing", path_r, EGRESS_UPSTREAM_PROXY=f"http://127.0.0.1:{S['proxy'].server_address[1]}")
+    ConnectProxy.refuse["localhost"] = (status, reason, text)
+    try:
+        return curl(S["refusing"], up_url(path), "-H", "Authorization: Bearer placeholder")
+    finally:
+        ConnectProxy.refuse.clear()
+
+
+def test_refused_tunnel_then_allowed_again():
+    _refused(403, "Forbidden", "CONNECT blocked: domain not in allowlist: localhost", "/api/first")
+    code, body, r = curl(S["refusing"], up_url("/api/after"), "-H", "Authorization: Bearer placeholder")
+    assert code == 200 and body.startswith("upstream ok GET /api/after"), (code, body, r.stderr)
+
+
+def test_pipelock_403_reaches_the_agent_as_blocked():
+    before = len(Upstream.seen)
+    code, body, r = _refused(403, "Forbidden", "CONNECT blocked: domain not in allowlist: localhost",
+                             "/api/refused")
+    assert code == 403, (code, body, r.stderr, h.read(S["refusing"]["log"])[-3000:])
+    assert body.strip() == "blocked: domain not in allowlist: localhost", body
+    assert len(Upstream.seen) == before, "a refused request reached upstream"
+    assert "blocked: domain not in allowlist: localhost" in h.read(S["refusing"]["log"])
+
+
+def test_pipelock_429_keeps_its_status():
+    code, body, r = _refused(429, "Too Many Requests", "CONNECT blocked: rate limit exceeded for localhost",
+                             "/api/limited")
+    assert code == 429, (code, body, r.stderr)
+    assert body.strip() == "blocked: rate limit exceeded for localhost", body
+
+
+def test_pipelock_dial_failure_is_a_gateway_error_naming_it():
+    code, body, r = _refused(502, "Bad Gateway", "tunnel dial failed", "/api/dial")
+    assert code == 502, (code, body, r.stderr)
+    assert "pipelock" in body and "tunnel dial failed" in body, body
+    assert not body.startswith("blocked: "), body
+
+
 def test_token_not_on_argv():
     for name in ("direct", "chained"):
         pid = S[name]["proc"].pid
@@ -274,7 +331,8 @@ def test_token_not_on_argv():
 
 def test_confdir_copy_is_private():
     copies = [e for e in os.listdir(S["dir"]) if e.startswith("egress-confdir.")]
-    assert len(copies) == 2, copies
+    running = sum(1 for k in ("direct", "chained", "refusing") if k in S)
+    assert len(copies) == running, copies
     for c in copies:
         path = os.path.join(S["dir"], c)
         assert os.stat(path).st_mode & 0o777 == 0o700

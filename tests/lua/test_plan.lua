@@ -267,6 +267,43 @@ test("the rendered pipelock config is YAML with the allowlist and CA paths", fun
   A.eq(doc.request_body_scanning.action, "block")
 end)
 
+-- pipelock v2.3.0's defaults that would break a session (docs/bundle.md):
+-- each is set explicitly, with the values render.PIPELOCK documents.
+test("the rendered pipelock config sets every session-breaking default explicitly", function()
+  local p, done = build({}, {}, { bottles = {} })
+  done()
+  local yaml = require("rt.yaml")
+  local doc = assert(yaml.load(p.files[1].content))
+  A.eq(doc.mode, "strict")
+  A.eq(doc.enforce, true)
+  A.eq(doc.request_body_scanning.enabled, true)
+  A.eq(doc.request_body_scanning.action, "block")
+  A.eq(doc.request_body_scanning.scan_headers, true)
+  A.eq(doc.response_scanning.enabled, true)
+  A.eq(doc.response_scanning.action, "warn")
+  A.eq(doc.response_scanning.sse_streaming.enabled, true)
+  A.eq(doc.response_scanning.sse_streaming.action, "warn")
+  A.eq(doc.tls_interception.max_response_bytes, 64 * 1024 * 1024)
+  A.eq(doc.tls_interception.passthrough_domains[1], "downloads.claude.ai")
+  A.eq(doc.fetch_proxy.monitoring.max_requests_per_minute, 1200)
+  A.eq(doc.dlp.scan_env, false)
+  A.eq(doc.dlp.include_defaults, true)
+  A.eq(doc.forward_proxy.enabled, true)
+  A.eq(doc.forward_proxy.max_tunnel_seconds, 3600)
+  A.eq(doc.forward_proxy.idle_timeout_seconds, 600)
+  A.eq(doc.trusted_domains, nil)
+end)
+
+test("BOTTLE_BUNDLE_HOSTS names become pipelock's trusted_domains (private upstreams)", function()
+  local p, done = build({}, { BOTTLE_BUNDLE_HOSTS = "upstream.test:10.9.8.7,git.internal:172.20.0.5" },
+    { bottles = {} })
+  done()
+  local doc = assert(require("rt.yaml").load(p.files[1].content))
+  A.eq(#doc.trusted_domains, 2)
+  A.eq(doc.trusted_domains[1], "upstream.test")
+  A.eq(doc.trusted_domains[2], "git.internal")
+end)
+
 test("a subnet is picked from the pool, skipping used ones", function()
   local bundle = require("bottle.bundle")
   local a = bundle.pick_subnet("10.213.0.0/16", "slug-x", {})
@@ -300,4 +337,56 @@ test("resources are ours only under our own state root (a shared engine holds ot
   A.falsy(names.ours(labels, "/home/bob/.local/state/bottle"))
   A.falsy(names.ours(labels, "/home/ada/.local/state/bot"), "a prefix that is not a directory")
   A.ok(names.ours({ ["io.bottle.slug"] = "old-123456" }, "/anywhere"), "made before the label: ours")
+end)
+
+-- bottle.ready against a scripted rt.docker: the exec it makes, and the
+-- one-line error naming the daemon with the bundle's log tail.
+local function with_fake_docker(exec_reply, fn)
+  local saved_docker, saved_ready = package.loaded["rt.docker"], package.loaded["bottle.ready"]
+  local calls = {}
+  package.loaded["rt.docker"] = {
+    exec = function(id, opts)
+      calls[#calls + 1] = { id = id, opts = opts }
+      return exec_reply()
+    end,
+    container_logs = function()
+      return "[pipelock] load TLS CA: parse CA key: x509: failed\n[bottle-init] pipelock exited with status 1\n", ""
+    end,
+  }
+  package.loaded["bottle.ready"] = nil
+  local ok, err = pcall(fn, require("bottle.ready"), calls)
+  package.loaded["rt.docker"], package.loaded["bottle.ready"] = saved_docker, saved_ready
+  if not ok then
+    error(err, 0)
+  end
+end
+
+test("ready runs bottle-init ready in the bundle for every daemon", function()
+  local bp = { bundle = { daemons = { "egress", "pipelock", "git-gate" } } }
+  with_fake_docker(function() return { code = 0, stdout = "bottle-init ready: ...\n", stderr = "" } end,
+    function(ready, calls)
+      ready.wait({}, bp, "bundle-id", { timeout_ms = 1234 })
+      A.eq(#calls, 1)
+      A.eq(calls[1].id, "bundle-id")
+      A.eq(table.concat(calls[1].opts.cmd, " "),
+        "/usr/local/bin/bottle-init ready --timeout-ms 1234 egress pipelock git-gate")
+    end)
+end)
+
+test("a daemon that is not ready fails the launch naming it, with the log tail", function()
+  local bp = { bundle = { daemons = { "egress", "pipelock" } } }
+  with_fake_docker(function()
+    return { code = 1, stdout = "bottle-init ready: pipelock is not ready: it exited with status 1 "
+      .. "(nothing listens on 127.0.0.1:8888)\n", stderr = "" }
+  end, function(ready)
+    local ok, err = pcall(ready.wait, {}, bp, "b")
+    A.ok(not ok)
+    A.ok(tostring(err.message):find("^ready: the bundle's pipelock is not ready: it exited with status 1"),
+      err.message)
+    A.ok(tostring(err.detail):find("load TLS CA", 1, true), err.detail)
+  end)
+  with_fake_docker(function() return nil, "exec: container b is not running", 409 end, function(ready)
+    local ok, err = pcall(ready.wait, {}, bp, "b")
+    A.ok(not ok and err.message:find("cannot check the bundle's daemons: exec: container b is not running", 1, true))
+  end)
 end)
