@@ -259,6 +259,116 @@ local function check_spec(spec)
   end
 end
 
+-- Puts the fakes in place of the primitives; returns the function that
+-- puts everything back.
+local function install_fakes(spec, rec, env)
+  local saved = {}
+  for _, name in ipairs(FAKED) do
+    saved[name] = package.loaded[name]
+  end
+  package.loaded["rt.docker"] = fakes.docker(rec)
+  package.loaded["rt.proc"] = fakes.proc(rec, env.BOTTLE_SMOLVM, env)
+  package.loaded["rt.net"] = fakes.net(rec)
+  package.loaded["rt.ca"] = fakes.ca(rec)
+  package.loaded["rt.time"] = fakes.time(rec)
+  drop_bottle_modules()
+  host.reset_signal()
+  local had_user_roots = host.user_roots(spec.user_recipes == true)
+  return function()
+    host.user_roots(had_user_roots)
+    for _, name in ipairs(FAKED) do
+      package.loaded[name] = saved[name]
+    end
+    drop_bottle_modules()
+    host.reset_signal()
+  end
+end
+
+-- Captures stdout and the log; returns the function that stops and gives
+-- back (log text, stdout text).
+local function capture_output()
+  local out = {}
+  local real_stdout = io.stdout
+  local capture = {}
+  function capture.write(file, ...)
+    for _, s in ipairs({ ... }) do
+      out[#out + 1] = tostring(s)
+    end
+    return file
+  end
+  function capture.flush() end
+  io.stdout = capture -- luacheck: ignore 122
+  log.capture(true)
+  return function()
+    local output = log.capture(false)
+    io.stdout = real_stdout -- luacheck: ignore 122
+    return output, table.concat(out)
+  end
+end
+
+-- Every plan the run builds is checked afterwards: the launch writes to its
+-- launch record, never to the plan (docs/api.md). Returns the check.
+local function watch_plans()
+  local built = {}
+  local plan_mod = require("bottle.plan")
+  local build = plan_mod.build
+  plan_mod.build = function(...)
+    local p = build(...)
+    built[#built + 1] = { plan = p, copy = fakes.copy(p) }
+    return p
+  end
+  return function()
+    for _, b in ipairs(built) do
+      local d = difference(b.plan, b.copy, "plan")
+      if d then
+        error("the launch changed its plan after plan.build: " .. d, 0)
+      end
+    end
+  end
+end
+
+-- Runs the recipe as `bottle recipe run` would, with the scenario's
+-- answers to every question. Returns the exit code and message.
+local function launch(spec, env, home)
+  local cli = require("bottle.cli")
+  local recipes = require("bottle.recipes")
+  local runner = require("bottle.runner")
+  local opts, pos, rest = cli.parse_run_args(spec.args or { "--yes" })
+  if not opts then
+    error("scenario args: " .. pos, 0)
+  end
+  local recipe, origin = recipes.load(spec.recipe or pos[1] or "smolmachines")
+  local ctx = runner.context({ name = spec.recipe or pos[1] or "smolmachines", origin = origin, args = rest,
+    opts = opts, env = env })
+  ctx.cwd = home
+  ctx.ask_secret = function(_, name)
+    if spec.tty == false then
+      -- what rt.term.ask_secret reports without a terminal
+      require("bottle.errors").raise("cannot ask for a value: no terminal")
+    end
+    return spec.answers and spec.answers[name]
+  end
+  ctx.confirm = function()
+    return spec.confirm ~= false
+  end
+  ctx.interactive = function()
+    return spec.tty ~= false
+  end
+  return runner.run(recipe, ctx)
+end
+
+-- The number of the last engine/VM call before the agent ran.
+local function count_launch_calls(calls)
+  local n = 0
+  for _, c in ipairs(calls) do
+    if c.agent then
+      break
+    end
+    n = c.n or n
+  end
+  return n
+end
+
 --- Runs a recipe with the fakes. spec fields (all optional):
 ---   recipe    recipe name or path (default: the one in args, else smolmachines)
 ---   args      `recipe run` words, e.g. {"--bottle", "work", "--yes", "--", "sh"}
@@ -296,115 +406,34 @@ function T:run(spec)
     fail = spec.fail, signal = spec.signal, delay = spec.delay,
   })
 
-  local saved = {}
-  for _, name in ipairs(FAKED) do
-    saved[name] = package.loaded[name]
-  end
-  package.loaded["rt.docker"] = fakes.docker(rec)
-  package.loaded["rt.proc"] = fakes.proc(rec, env.BOTTLE_SMOLVM, env)
-  package.loaded["rt.net"] = fakes.net(rec)
-  package.loaded["rt.ca"] = fakes.ca(rec)
-  package.loaded["rt.time"] = fakes.time(rec)
-  drop_bottle_modules()
-  host.reset_signal()
-  local had_user_roots = host.user_roots(spec.user_recipes == true)
-
-  local out = {}
-  local real_stdout = io.stdout
-  local capture = {}
-  function capture.write(file, ...)
-    for _, s in ipairs({ ... }) do
-      out[#out + 1] = tostring(s)
-    end
-    return file
-  end
-  function capture.flush() end
-  io.stdout = capture -- luacheck: ignore 122
-  log.capture(true)
-
-  -- Every plan the run builds is checked afterwards: the launch writes to
-  -- its launch record, never to the plan (docs/api.md).
-  local built = {}
-  local plan_mod = require("bottle.plan")
-  local build = plan_mod.build
-  plan_mod.build = function(...)
-    local p = build(...)
-    built[#built + 1] = { plan = p, copy = fakes.copy(p) }
-    return p
-  end
-
+  local restore = install_fakes(spec, rec, env)
+  local stop_capture = capture_output()
+  local check_plans = watch_plans()
   local code, message
   local ok, err = pcall(function()
-    local cli = require("bottle.cli")
-    local recipes = require("bottle.recipes")
-    local runner = require("bottle.runner")
-    local opts, pos, rest = cli.parse_run_args(spec.args or { "--yes" })
-    if not opts then
-      error("scenario args: " .. pos, 0)
-    end
-    local recipe, origin = recipes.load(spec.recipe or pos[1] or "smolmachines")
-    local ctx = runner.context({ name = spec.recipe or pos[1] or "smolmachines", origin = origin, args = rest,
-      opts = opts, env = env })
-    ctx.cwd = home
-    ctx.ask_secret = function(_, name)
-      if spec.tty == false then
-        -- what rt.term.ask_secret reports without a terminal
-        require("bottle.errors").raise("cannot ask for a value: no terminal")
-      end
-      return spec.answers and spec.answers[name]
-    end
-    ctx.confirm = function()
-      return spec.confirm ~= false
-    end
-    ctx.interactive = function()
-      return spec.tty ~= false
-    end
-    code, message = runner.run(recipe, ctx)
+    code, message = launch(spec, env, home)
   end)
-
-  local output = log.capture(false)
-  io.stdout = real_stdout -- luacheck: ignore 122
-  host.user_roots(had_user_roots)
-  for _, name in ipairs(FAKED) do
-    package.loaded[name] = saved[name]
-  end
-  drop_bottle_modules()
-  host.reset_signal()
+  local output, stdout = stop_capture()
+  restore()
   if root then
     host.pop_root()
   end
-  local state_root = home .. "/.local/state/bottle"
-  local state_dirs = fs.list(state_root) or {}
+  local state_dirs = fs.list(home .. "/.local/state/bottle") or {}
   fs.rm_rf(home)
   if not ok then
     error(err, 0)
   end
+  check_plans()
 
-  for _, b in ipairs(built) do
-    local d = difference(b.plan, b.copy, "plan")
-    if d then
-      error("the launch changed its plan after plan.build: " .. d, 0)
-    end
-  end
-
-  local launch_calls = 0
-  for _, c in ipairs(rec.calls) do
-    if c.agent then
-      break
-    end
-    if c.n then
-      launch_calls = c.n
-    end
-  end
   return setmetatable({
     rec = rec,
     calls = rec.calls,
     code = code,
     message = message,
     output = output,
-    stdout = table.concat(out),
+    stdout = stdout,
     state_dirs = state_dirs,
-    launch_calls = launch_calls,
+    launch_calls = count_launch_calls(rec.calls),
     sleeps = rec.sleeps,
     secrets = secrets_of(spec),
     home = home,
