@@ -111,14 +111,14 @@ asan:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    BUILD=build-asan BOTTLE_ASAN=1 tests/run
 
-# libFuzzer harnesses (tests/fuzz) for the YAML loader, the manifest parser
-# with its schema checks, and the JSON decoder, built with clang under
+# libFuzzer harnesses (tests/fuzz) for the YAML loader, the manifest parser,
+# with its schema checks, the JSON decoder and the Docker stream demux, built with clang under
 # ASan/UBSan into build-fuzz. `make fuzz` runs each for FUZZ_SECONDS
 # (default 60); `make test` runs them for a few seconds through tests/run.
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_CC      ?= $(firstword $(shell command -v clang-14 clang 2>/dev/null))
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
-FUZZ_TARGETS := yaml manifest json
+FUZZ_TARGETS := yaml manifest json demux
 FUZZ_SECONDS ?= 60
 fuzz-build:
 	@test -n "$(FUZZ_CC)" || { echo "make fuzz: needs clang with libFuzzer (make deps installs clang-14)" >&2; exit 1; }
