@@ -3,7 +3,10 @@
  * Expected failures return nil, message, code (an errno name such as
  * "ENOENT"); misuse raises. Writes are atomic (temp file + rename) and
  * create files with the requested mode from the start, so a secret-bearing
- * file is never briefly world-readable. rm_rf never follows symlinks. */
+ * file is never briefly world-readable; overwrite and append are the two
+ * exceptions, for files a container sees through a single-file bind mount
+ * (a rename would leave it the old inode) and for logs with several
+ * writers. rm_rf never follows symlinks. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -100,6 +103,60 @@ static int l_write(lua_State *L) {
     errno = e;
     return fail(L, "write", path);
   }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* overwrite(path, data): replaces the contents of an existing regular file
+ * in place, keeping its inode (and mode), so a single-file bind mount of it
+ * sees the new contents. */
+static int l_overwrite(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return fail(L, "overwrite", path);
+  struct stat st;
+  int bad = fstat(fd, &st) < 0 ? errno : (S_ISREG(st.st_mode) ? 0 : EINVAL);
+  if (bad) {
+    int e = bad;
+    close(fd);
+    errno = e;
+    return fail(L, "overwrite", path);
+  }
+  if (ftruncate(fd, 0) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return fail(L, "overwrite", path);
+  }
+  if (close(fd) < 0) return fail(L, "overwrite", path);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* append(path, data [, mode]): one write(2) of data with O_APPEND (the file
+ * is created with mode when missing), so lines appended by several
+ * processes never interleave. A short write is an error (EIO): the caller
+ * must not retry the tail, which would split its line. */
+static int l_append(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  mode_t mode = opt_mode(L, 3, 0600);
+  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode & 0777);
+  if (fd < 0) return fail(L, "append", path);
+  ssize_t w;
+  do
+    w = write(fd, data, len);
+  while (w < 0 && errno == EINTR);
+  if (w < 0 || (size_t)w != len) {
+    int e = w < 0 ? errno : EIO;
+    close(fd);
+    errno = e;
+    return fail(L, "append", path);
+  }
+  if (close(fd) < 0) return fail(L, "append", path);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -278,6 +335,8 @@ static const luaL_Reg fs_funcs[] = {
     {"random_hex", l_random_hex},
     {"mkdir_p", l_mkdir_p},
     {"write", l_write},
+    {"overwrite", l_overwrite},
+    {"append", l_append},
     {"read", l_read},
     {"rm_rf", l_rm_rf},
     {"tmpdir", l_tmpdir},
