@@ -1,0 +1,470 @@
+--- `bottle supervise`: the human's side of the supervise MCP server.
+--
+-- Each live launch with supervise on has a queue dir in its state dir (the
+-- bundle's /var/lib/bottle/supervise). The server writes <id>.request.json
+-- there and waits for <id>.decision.json, which only this module writes,
+-- after it has applied the decision: an approved request_egress host is
+-- added to the launch's routes and pipelock allowlist (bottle.grant), the
+-- bundle gets SIGHUP (bottle-init passes it to egress and pipelock), and
+-- their reload lines are awaited in the bundle log, so the agent hears
+-- "approved" only once the host is open. Every decision is appended to the
+-- state dir's audit.jsonl, where the server appends the requests. Approvals
+-- last for the launch; no manifest is ever edited.
+local docker = require("rt.docker")
+local fs = require("rt.fs")
+local proc = require("rt.proc")
+local time = require("rt.time")
+local json = require("bottle.json")
+local grant = require("bottle.grant")
+local ui = require("bottle.ui")
+
+local M = {}
+
+local RELOAD_WAIT_MS = 10000
+
+-- Seconds since the epoch of an ISO-8601 UTC time (YYYY-MM-DDTHH:MM:SSZ).
+local function epoch(iso)
+  local y, mo, d, h, mi, s = tostring(iso):match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)Z$")
+  if not y then
+    return nil
+  end
+  y, mo = tonumber(y), tonumber(mo)
+  if mo <= 2 then
+    y = y - 1
+  end
+  local era = y // 400
+  local yoe = y - era * 400
+  local doy = (153 * (mo + (mo > 2 and -3 or 9)) + 2) // 5 + tonumber(d) - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  local days = era * 146097 + doe - 719468
+  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(s)
+end
+
+local function iso_now()
+  return os.date("!%Y-%m-%dT%H:%M:%SZ", time.wall())
+end
+
+local function age(iso)
+  local t = epoch(iso)
+  if not t then
+    return "?"
+  end
+  local s = math.max(0, time.wall() - t)
+  if s < 120 then
+    return s .. "s"
+  elseif s < 7200 then
+    return (s // 60) .. "m"
+  end
+  return (s // 3600) .. "h"
+end
+
+local function read_json(path)
+  local text = fs.read(path)
+  if not text then
+    return nil
+  end
+  local v = json.decode(text)
+  return type(v) == "table" and v or nil
+end
+
+--- Live launches whose bundle runs supervise: { slug, agent, state_dir,
+--- bundle (container id), daemons }. nil, message when the engine does not
+--- answer (nothing could be decided without it).
+---@param env table
+function M.launches(env)
+  local ok, err = docker.ping()
+  if not ok then
+    return nil, "cannot reach the docker engine: " .. tostring(err)
+  end
+  local found = require("bottle.inventory").scan(env)
+  local out = {}
+  for _, e in pairs(found) do
+    local bundle
+    for _, c in ipairs(e.containers) do
+      if c.role == "bundle" and c.state == "running" then
+        bundle = c.id
+      end
+    end
+    local has_supervise = false
+    for _, d in ipairs(e.daemons) do
+      has_supervise = has_supervise or d == "supervise"
+    end
+    if e.live and e.state_dir and has_supervise and fs.exists(e.state_dir .. "/supervise") then
+      out[#out + 1] = { slug = e.slug, agent = e.agent, state_dir = e.state_dir, bundle = bundle,
+        daemons = e.daemons }
+    end
+  end
+  table.sort(out, function(a, b)
+    return a.slug < b.slug
+  end)
+  return out
+end
+
+local function state_of(launch)
+  local dir = launch.state_dir
+  return { dir = dir, queue = dir .. "/supervise", audit = dir .. "/audit.jsonl",
+    egress_routes = dir .. "/egress/routes.json", pipelock_yaml = dir .. "/pipelock/pipelock.yaml" }
+end
+
+--- The requests of one launch: pending (no decision yet) and decided ids.
+local function requests_of(launch)
+  local st = state_of(launch)
+  local pending = {}
+  for _, name in ipairs(fs.list(st.queue) or {}) do
+    local id = name:match("^([0-9a-f]+)%.request%.json$")
+    if id and not fs.exists(st.queue .. "/" .. id .. ".decision.json") then
+      local r = read_json(st.queue .. "/" .. name)
+      if r and r.id == id and type(r.input) == "table" then
+        r.bottle, r.agent, r.launch = launch.slug, launch.agent, launch
+        pending[#pending + 1] = r
+      end
+    end
+  end
+  return pending
+end
+
+--- Pending requests across the launches, oldest first.
+---@param launches table
+function M.pending(launches)
+  local all = {}
+  for _, l in ipairs(launches) do
+    for _, r in ipairs(requests_of(l)) do
+      all[#all + 1] = r
+    end
+  end
+  table.sort(all, function(a, b)
+    if a.time ~= b.time then
+      return tostring(a.time) < tostring(b.time)
+    end
+    return a.id < b.id
+  end)
+  return all
+end
+
+--- What a request asks for, in one short line.
+function M.what(r)
+  if r.tool == "request_egress" then
+    return tostring(r.input.host) .. (r.input.port and (":" .. tostring(r.input.port)) or "")
+  end
+  return tostring(r.input.capability)
+end
+
+-- The egress routes file of a launch, checked the way egress loads it
+-- (enough to see it will not keep the old table on the next reload).
+local function routes_problem(launch)
+  local path = state_of(launch).egress_routes
+  local text = fs.read(path)
+  local t = text and json.decode(text)
+  if type(t) ~= "table" or type(t.routes) ~= "table" then
+    return string.format("bottle %s: its egress routes file %s does not parse; egress keeps its previous "
+      .. "table until it does", launch.slug, path)
+  end
+end
+
+local function count(s, needle)
+  local n, at = 0, 1
+  while true do
+    local i = s:find(needle, at, true)
+    if not i then
+      return n
+    end
+    n, at = n + 1, i + #needle
+  end
+end
+
+-- The reload lines each daemon prints: { daemon, ok needle, failed needle }.
+local RELOAD_LINES = {
+  { "egress", "egress: SIGHUP: reloaded", "egress: SIGHUP: kept the previous table" },
+  -- pipelock v2.3.0: audit event "configuration reloaded" on success,
+  -- "pipelock: config reload failed: ..." on stderr (docs/bundle.md)
+  { "pipelock", "configuration reloaded", "config reload failed" },
+}
+
+local function bundle_log(id)
+  local out, err = docker.container_logs(id, { tail = 5000 })
+  if not out then
+    return nil, err
+  end
+  return out .. "\n" .. err
+end
+
+local function failed_line(text, needle)
+  local last
+  for line in text:gmatch("[^\n]+") do
+    if line:find(needle, 1, true) then
+      last = line
+    end
+  end
+  return last
+end
+
+--- SIGHUP to the launch's bundle, then waits for each reloading daemon's
+--- line in its log. Returns true, or nil and what went wrong.
+function M.reload(launch)
+  if not launch.bundle then
+    return nil, "bottle " .. launch.slug .. " has no running bundle"
+  end
+  local watch = {}
+  for _, r in ipairs(RELOAD_LINES) do
+    for _, d in ipairs(launch.daemons) do
+      if d == r[1] then
+        watch[#watch + 1] = r
+      end
+    end
+  end
+  local before, err = bundle_log(launch.bundle)
+  if not before then
+    return nil, "bundle log: " .. tostring(err)
+  end
+  local base = {}
+  for i, r in ipairs(watch) do
+    base[i] = { count(before, r[2]), count(before, r[3]) }
+  end
+  local ok, kerr = docker.container_kill(launch.bundle, "SIGHUP")
+  if not ok then
+    return nil, "SIGHUP to the bundle: " .. tostring(kerr)
+  end
+  local deadline = time.now_ms() + RELOAD_WAIT_MS
+  local done = {}
+  while true do
+    local text = bundle_log(launch.bundle) or ""
+    local left = 0
+    for i, r in ipairs(watch) do
+      if not done[i] then
+        if count(text, r[3]) > base[i][2] then
+          return nil, string.format("%s did not reload: %s", r[1], failed_line(text, r[3]))
+        elseif count(text, r[2]) > base[i][1] then
+          done[i] = true
+        else
+          left = left + 1
+        end
+      end
+    end
+    if left == 0 then
+      return true
+    end
+    if time.now_ms() > deadline then
+      local missing = {}
+      for i, r in ipairs(watch) do
+        if not done[i] then
+          missing[#missing + 1] = r[1]
+        end
+      end
+      return nil, "no reload confirmed by " .. table.concat(missing, " and ") .. " within "
+        .. (RELOAD_WAIT_MS // 1000) .. " s (see the bundle log)"
+    end
+    time.sleep_ms(200)
+  end
+end
+
+local function user(env)
+  return env.USER or env.LOGNAME or "?"
+end
+
+--- Decides one request: applies an approved egress host, writes the
+--- decision the server waits for, appends the audit line.
+---@param r table a pending request (from M.pending)
+---@param decision string "approved" | "denied"
+---@param note string
+---@param env table
+---@return boolean|nil, string|nil message
+function M.decide(r, decision, note, env)
+  local st = state_of(r.launch)
+  if decision == "approved" and r.tool == "request_egress" then
+    local changed, err = grant.add_host(st, r.input.host)
+    if not changed then
+      return nil, string.format("request %s (bottle %s): %s", r.id, r.bottle, err)
+    end
+    if changed.routes or changed.pipelock then
+      local ok, rerr = M.reload(r.launch)
+      if not ok then
+        return nil, string.format("request %s (bottle %s): %s; the request stays pending", r.id, r.bottle, rerr)
+      end
+    end
+  end
+  local by = user(env)
+  local now = iso_now()
+  local d = { id = r.id, decision = decision, note = note, by = by, time = now }
+  local ok, err = fs.write(st.queue .. "/" .. r.id .. ".decision.json", json.encode(d) .. "\n", 420)
+  if not ok then
+    return nil, err
+  end
+  local line = { event = "decision", id = r.id, time = now, slug = r.bottle, tool = r.tool, input = r.input,
+    decision = decision, note = note, user = by }
+  ok, err = fs.append(st.audit, json.encode(line) .. "\n", 384)
+  if not ok then
+    return nil, "audit: " .. err
+  end
+  return true
+end
+
+local function find(pending, id)
+  local hits = {}
+  for _, r in ipairs(pending) do
+    if r.id == id or (#id >= 4 and r.id:sub(1, #id) == id) then
+      hits[#hits + 1] = r
+    end
+  end
+  return hits
+end
+
+local function as_json(r)
+  return { id = r.id, bottle = r.bottle, agent = r.agent or json.null, time = r.time, age = age(r.time),
+    tool = r.tool, input = r.input, what = M.what(r), reason = r.reason }
+end
+
+local function print_table(pending)
+  io.stdout:write(string.format("%-9s %-24s %-10s %-5s %-18s %-30s %s\n", "ID", "BOTTLE", "AGENT", "AGE", "TOOL",
+    "WHAT", "WHY"))
+  for _, r in ipairs(pending) do
+    io.stdout:write(string.format("%-9s %-24s %-10s %-5s %-18s %-30s %s\n", r.id, r.bottle, r.agent or "?",
+      age(r.time), r.tool, M.what(r), (tostring(r.reason):gsub("%s+", " "))))
+  end
+end
+
+local function decide_one(pending, id, decision, note, env, as_json_out)
+  local hits = find(pending, id)
+  if #hits == 0 then
+    ui.error("no pending request %s (see: bottle supervise --once)", id)
+    return 1
+  elseif #hits > 1 then
+    ui.error("request id %s is ambiguous; give more of it", id)
+    return 1
+  end
+  local r = hits[1]
+  local ok, err = M.decide(r, decision, note, env)
+  if not ok then
+    ui.error("%s", err)
+    return 1
+  end
+  if as_json_out then
+    local out = as_json(r)
+    out.decision, out.note = decision, note
+    io.stdout:write(json.encode(out), "\n")
+  else
+    io.stdout:write(string.format("%s %s: %s %s (bottle %s)\n", decision, r.id, r.tool, M.what(r), r.bottle))
+  end
+  return 0
+end
+
+local function prompt(q)
+  io.stderr:write(q)
+  io.stderr:flush()
+  return io.stdin:read("l")
+end
+
+-- The terminal loop: each pending request in turn, approve / deny / skip.
+local function interactive(launches, env)
+  local seen = {}
+  while true do
+    local next_r
+    for _, r in ipairs(M.pending(launches)) do
+      if not seen[r.id] then
+        next_r = r
+        break
+      end
+    end
+    if not next_r then
+      io.stdout:write("no more pending requests\n")
+      return 0
+    end
+    local r = next_r
+    seen[r.id] = true
+    io.stdout:write(string.format("\n%s  bottle %s  agent %s  %s ago\n  %s: %s\n  why: %s\n", r.id, r.bottle,
+      r.agent or "?", age(r.time), r.tool, M.what(r), r.reason))
+    while true do
+      local a = prompt("[a]pprove, [d]eny, [s]kip, [q]uit? ")
+      if a == nil or a:match("^%s*q") then
+        return 0
+      end
+      a = a:lower():match("^%s*(%a)")
+      if a == "s" then
+        break
+      elseif a == "a" or a == "d" then
+        local note = prompt(a == "d" and "reason (required): " or "note (optional): ") or ""
+        note = note:match("^%s*(.-)%s*$")
+        if a == "d" and note == "" then
+          io.stderr:write("a denial needs a reason\n")
+        else
+          local ok, err = M.decide(r, a == "a" and "approved" or "denied", note, env)
+          if ok then
+            io.stdout:write(a == "a" and "approved\n" or "denied\n")
+          else
+            ui.error("%s", err)
+          end
+          break
+        end
+      end
+    end
+  end
+end
+
+--- `bottle supervise [--json] [--once]`, `bottle supervise approve|deny ID
+--- [--reason TEXT]`.
+---@param opts table { json, once, reason }
+---@param pos string[]
+---@param env? table
+---@return integer exit code
+function M.main(opts, pos, env)
+  env = env or proc.environ()
+  local action, id = pos[1], pos[2]
+  if action ~= nil and action ~= "approve" and action ~= "deny" then
+    ui.error("unknown supervise action '%s' (approve, deny)", action)
+    return 2
+  end
+  if action and not id then
+    ui.error("bottle supervise %s needs a request ID", action)
+    return 2
+  end
+  if action == "deny" and not (opts.reason and opts.reason:match("%S")) then
+    ui.error("bottle supervise deny needs --reason TEXT (the agent is told why)")
+    return 2
+  end
+  if not action and opts.reason then
+    ui.error("--reason goes with approve or deny")
+    return 2
+  end
+  local launches, err = M.launches(env)
+  if not launches then
+    ui.error("%s", err)
+    return 1
+  end
+  for _, l in ipairs(launches) do
+    local problem = routes_problem(l)
+    if problem then
+      ui.warn("%s", problem)
+    end
+  end
+  if action then
+    return decide_one(M.pending(launches), id, action == "approve" and "approved" or "denied",
+      (opts.reason or ""):match("^%s*(.-)%s*$"), env, opts.json)
+  end
+  if #launches == 0 then
+    if opts.json then
+      io.stdout:write("[]\n")
+    else
+      io.stdout:write("no live bottles with supervise\n")
+    end
+    return 0
+  end
+  local pending = M.pending(launches)
+  if opts.json then
+    local out = json.array()
+    for _, r in ipairs(pending) do
+      out[#out + 1] = as_json(r)
+    end
+    io.stdout:write(json.encode(out, true), "\n")
+    return 0
+  end
+  if opts.once or not ui.interactive() then
+    if #pending == 0 then
+      io.stdout:write("no pending requests\n")
+    else
+      print_table(pending)
+    end
+    return 0
+  end
+  return interactive(launches, env)
+end
+
+return M
