@@ -28,6 +28,7 @@ test("overwrite refuses a missing file, a directory and a symlink", function()
   A.eq(ok, nil)
   A.eq(code, "ENOENT")
   A.contains(msg, "overwrite " .. dir .. "/missing")
+  local _
   ok, _, code = fs.overwrite(dir, "x")
   A.eq(ok, nil)
   A.eq(code == "EISDIR" or code == "EINVAL", true)
