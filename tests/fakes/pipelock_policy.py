@@ -26,15 +26,21 @@ pipelock's docs/configuration.md and its config loader:
   `include_defaults` and per-pattern `exempt_domains`.
 
 Block answers are pipelock's: HTTP 403 with `blocked: <reason>` (a refused
-CONNECT: `CONNECT blocked: <reason>`). Not modelled: SSRF checks, rate
-limits, entropy checks, response scanning, MCP, hot reload.
+CONNECT: `CONNECT blocked: <reason>`). SIGHUP reloads the config; one that
+does not load keeps the old one (`pipelock: config reload failed: ...`).
+Not modelled: SSRF checks, rate limits, entropy checks, response scanning,
+MCP, reload on file change (behind a single-file bind mount pipelock's
+directory watch would not see a host-side write anyway).
 
 Upstream TLS is verified against $SSL_CERT_FILE when set, else the system
 trust store (pipelock is a Go program, and Go reads SSL_CERT_FILE); the
 wrapper passes that to mitmproxy as ssl_verify_upstream_trusted_ca.
 """
 
+import asyncio
 import re
+import signal
+import sys
 import urllib.parse
 
 import yaml
@@ -294,6 +300,29 @@ class PipelockPolicy:
             if ctx.options.pipelock_mode:
                 cfg["mode"] = ctx.options.pipelock_mode
             self.cfg = cfg
+
+    def running(self):
+        # pipelock v2.3.0 reloads on SIGHUP (internal/config/reload.go:89-90,
+        # reload_unix.go:15); the stand-in's wrapper passes the signal on.
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload)
+        except (RuntimeError, NotImplementedError, ValueError):
+            pass
+
+    def reload(self):
+        # A config that does not load keeps the old one, with pipelock's line
+        # (reload.go:105-110); success is its "configuration reloaded" event.
+        try:
+            cfg = load_config(ctx.options.pipelock_config)
+        except (ConfigError, OSError) as e:
+            sys.stderr.write(f"pipelock: config reload failed: {e}\n")
+            sys.stderr.flush()
+            return
+        if ctx.options.pipelock_mode:
+            cfg["mode"] = ctx.options.pipelock_mode
+        self.cfg = cfg
+        sys.stderr.write(f"pipelock (stand-in): configuration reloaded (mode={cfg['mode']})\n")
+        sys.stderr.flush()
 
     def _enforcing(self):
         return self.cfg["enforce"] and self.cfg["mode"] != "audit"
