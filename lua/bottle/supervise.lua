@@ -20,7 +20,7 @@ local ui = require("bottle.ui")
 
 local M = {}
 
-local RELOAD_WAIT_MS = 10000
+local RELOAD_WAIT_MS = 5000
 
 -- Seconds since the epoch of an ISO-8601 UTC time (YYYY-MM-DDTHH:MM:SSZ).
 local function epoch(iso)
@@ -250,8 +250,11 @@ function M.reload(launch)
           missing[#missing + 1] = r[1]
         end
       end
-      return nil, "no reload confirmed by " .. table.concat(missing, " and ") .. " within "
-        .. (RELOAD_WAIT_MS // 1000) .. " s (see the bundle log)"
+      -- A daemon's log line may sit in its output buffer: not a failure,
+      -- but worth saying.
+      ui.warn("no reload line from %s within %d s yet (see the bundle log: docker logs %s)",
+        table.concat(missing, " and "), RELOAD_WAIT_MS // 1000, launch.bundle:sub(1, 12))
+      return true
     end
     time.sleep_ms(200)
   end
