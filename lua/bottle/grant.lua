@@ -24,6 +24,8 @@ function M.host_problem(host)
   if type(host) ~= "string" or host == "" then
     return "host must be a non-empty string"
   end
+  -- it may come from inside the bottle: never print its control characters
+  local shown = host:sub(1, 80):gsub("%c", "?")
   if #host > MAX_HOST then
     return "host is longer than " .. MAX_HOST .. " characters"
   end
@@ -31,16 +33,16 @@ function M.host_problem(host)
   local last
   for label in (host .. "."):gmatch("([^.]*)%.") do
     if #label < 1 or #label > 63 or not label:match("^[a-z0-9][a-z0-9-]*$") or label:match("%-$") then
-      return string.format("host '%s' is not a valid DNS name", host)
+      return string.format("host '%s' is not a valid DNS name", shown)
     end
     labels = labels + 1
     last = label
   end
   if labels < 2 then
-    return string.format("host '%s' is not a fully qualified name", host)
+    return string.format("host '%s' is not a fully qualified name", shown)
   end
   if last:match("^%d+$") then
-    return string.format("host '%s' is an IP address", host)
+    return string.format("host '%s' is an IP address", shown)
   end
   return nil
 end

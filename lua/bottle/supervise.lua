@@ -317,10 +317,10 @@ local function as_json(r)
 end
 
 local function print_table(pending)
-  io.stdout:write(string.format("%-9s %-24s %-10s %-5s %-18s %-30s %s\n", "ID", "BOTTLE", "AGENT", "AGE", "TOOL",
+  io.write(string.format("%-9s %-24s %-10s %-5s %-18s %-30s %s\n", "ID", "BOTTLE", "AGENT", "AGE", "TOOL",
     "WHAT", "WHY"))
   for _, r in ipairs(pending) do
-    io.stdout:write(string.format("%-9s %-24s %-10s %-5s %-18s %-30s %s\n", r.id, r.bottle, r.agent or "?",
+    io.write(string.format("%-9s %-24s %-10s %-5s %-18s %-30s %s\n", r.id, r.bottle, r.agent or "?",
       age(r.time), r.tool, M.what(r), (tostring(r.reason):gsub("%s+", " "))))
   end
 end
@@ -343,9 +343,9 @@ local function decide_one(pending, id, decision, note, env, as_json_out)
   if as_json_out then
     local out = as_json(r)
     out.decision, out.note = decision, note
-    io.stdout:write(json.encode(out), "\n")
+    io.write(json.encode(out), "\n")
   else
-    io.stdout:write(string.format("%s %s: %s %s (bottle %s)\n", decision, r.id, r.tool, M.what(r), r.bottle))
+    io.write(string.format("%s %s: %s %s (bottle %s)\n", decision, r.id, r.tool, M.what(r), r.bottle))
   end
   return 0
 end
@@ -368,12 +368,12 @@ local function interactive(launches, env)
       end
     end
     if not next_r then
-      io.stdout:write("no more pending requests\n")
+      io.write("no more pending requests\n")
       return 0
     end
     local r = next_r
     seen[r.id] = true
-    io.stdout:write(string.format("\n%s  bottle %s  agent %s  %s ago\n  %s: %s\n  why: %s\n", r.id, r.bottle,
+    io.write(string.format("\n%s  bottle %s  agent %s  %s ago\n  %s: %s\n  why: %s\n", r.id, r.bottle,
       r.agent or "?", age(r.time), r.tool, M.what(r), r.reason))
     while true do
       local a = prompt("[a]pprove, [d]eny, [s]kip, [q]uit? ")
@@ -391,7 +391,7 @@ local function interactive(launches, env)
         else
           local ok, err = M.decide(r, a == "a" and "approved" or "denied", note, env)
           if ok then
-            io.stdout:write(a == "a" and "approved\n" or "denied\n")
+            io.write(a == "a" and "approved\n" or "denied\n")
           else
             ui.error("%s", err)
           end
@@ -444,9 +444,9 @@ function M.main(opts, pos, env)
   end
   if #launches == 0 then
     if opts.json then
-      io.stdout:write("[]\n")
+      io.write("[]\n")
     else
-      io.stdout:write("no live bottles with supervise\n")
+      io.write("no live bottles with supervise\n")
     end
     return 0
   end
@@ -456,12 +456,12 @@ function M.main(opts, pos, env)
     for _, r in ipairs(pending) do
       out[#out + 1] = as_json(r)
     end
-    io.stdout:write(json.encode(out, true), "\n")
+    io.write(json.encode(out, true), "\n")
     return 0
   end
   if opts.once or not ui.interactive() then
     if #pending == 0 then
-      io.stdout:write("no pending requests\n")
+      io.write("no pending requests\n")
     else
       print_table(pending)
     end
