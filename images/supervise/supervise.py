@@ -292,7 +292,9 @@ def call_request(cfg, tool, args):
             log(f"request {rid}: {d['decision']}")
             text = f"{d['decision']} (request {rid})"
             if d["decision"] == "approved" and tool == "request_egress":
-                text += f": {what['host']} is open now"
+                # the human may have approved an edited host
+                approved = d.get("input") if isinstance(d.get("input"), dict) else what
+                text += f": {approved.get('host', what['host'])} is open now"
             if note:
                 text += f". Note from the human: {note}"
             return tool_text(text, False, {"status": d["decision"], "id": rid, "note": note})

@@ -270,11 +270,13 @@ end
 ---@param decision string "approved" | "denied"
 ---@param note string
 ---@param env table
+---@param input? table what is approved when the human edited it ({host=} for request_egress)
 ---@return boolean|nil, string|nil message
-function M.decide(r, decision, note, env)
+function M.decide(r, decision, note, env, input)
   local st = state_of(r.launch)
+  input = input or r.input
   if decision == "approved" and r.tool == "request_egress" then
-    local changed, err = grant.add_host(st, r.input.host)
+    local changed, err = grant.add_host(st, input.host)
     if not changed then
       return nil, string.format("request %s (bottle %s): %s", r.id, r.bottle, err)
     end
@@ -287,13 +289,16 @@ function M.decide(r, decision, note, env)
   end
   local by = user(env)
   local now = iso_now()
-  local d = { id = r.id, decision = decision, note = note, by = by, time = now }
+  local d = { id = r.id, decision = decision, note = note, by = by, time = now, input = input }
   local ok, err = fs.write(st.queue .. "/" .. r.id .. ".decision.json", json.encode(d) .. "\n", 420)
   if not ok then
     return nil, err
   end
   local line = { event = "decision", id = r.id, time = now, slug = r.bottle, tool = r.tool, input = r.input,
     decision = decision, note = note, user = by }
+  if input ~= r.input then
+    line.approved_input = input
+  end
   ok, err = fs.append(st.audit, json.encode(line) .. "\n", 384)
   if not ok then
     return nil, "audit: " .. err
@@ -350,52 +355,124 @@ local function decide_one(pending, id, decision, note, env, as_json_out)
   return 0
 end
 
-local function prompt(q)
+-- The terminal: a question on stderr, one line from stdin.
+local function terminal_ask(q)
   io.stderr:write(q)
   io.stderr:flush()
   return io.stdin:read("l")
 end
 
--- The terminal loop: each pending request in turn, approve / deny / skip.
-local function interactive(launches, env)
+-- $VISUAL / $EDITOR (run by sh, as git does, so "code -w" works) on a file
+-- holding text; returns the edited text, or nil, message.
+local function terminal_edit(text, env)
+  local dir, err = fs.tmpdir()
+  if not dir then
+    return nil, err
+  end
+  local path = dir .. "/request.txt"
+  local result
+  local ok
+  ok, err = fs.write(path, text, 384)
+  if ok then
+    local editor = env.VISUAL or env.EDITOR or "vi"
+    local r, rerr = proc.run({ argv = { "sh", "-c", editor .. ' "$1"', "sh", path }, env = env, interactive = true })
+    if not r then
+      err = rerr
+    elseif r.code ~= 0 then
+      err = string.format("%s exited with status %d", editor, r.code)
+    else
+      result, err = fs.read(path)
+    end
+  end
+  fs.rm_rf(dir)
+  return result, err
+end
+
+-- The host named in an edited buffer: its first line that is neither
+-- empty nor a # comment.
+local function edited_host(text)
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    local v = line:match("^%s*(.-)%s*$")
+    if v ~= "" and v:sub(1, 1) ~= "#" then
+      return v:lower()
+    end
+  end
+end
+
+--- The terminal loop: each pending request in turn, oldest first:
+--- approve, approve an edited host (request_egress, in $EDITOR), deny with
+--- a reason, skip, quit. Requests that arrive meanwhile are asked too.
+---@param launches table
+---@param env table
+---@param term? table { ask = fn(question) -> line|nil, edit = fn(text, env) -> text|nil, msg }
+---@return integer exit code
+function M.loop(launches, env, term)
+  term = term or { ask = terminal_ask, edit = terminal_edit }
   local seen = {}
   while true do
-    local next_r
-    for _, r in ipairs(M.pending(launches)) do
-      if not seen[r.id] then
-        next_r = r
+    local r
+    for _, p in ipairs(M.pending(launches)) do
+      if not seen[p.id] then
+        r = p
         break
       end
     end
-    if not next_r then
+    if not r then
       io.write("no more pending requests\n")
       return 0
     end
-    local r = next_r
     seen[r.id] = true
     io.write(string.format("\n%s  bottle %s  agent %s  %s ago\n  %s: %s\n  why: %s\n", r.id, r.bottle,
-      r.agent or "?", age(r.time), r.tool, M.what(r), r.reason))
+      r.agent or "?", age(r.time), r.tool, M.what(r), (tostring(r.reason):gsub("%c", " "))))
+    local egress = r.tool == "request_egress"
+    local choices = egress and "[a]pprove, [e]dit the host and approve, [d]eny, [s]kip, [q]uit? "
+      or "[a]pprove, [d]eny, [s]kip, [q]uit? "
     while true do
-      local a = prompt("[a]pprove, [d]eny, [s]kip, [q]uit? ")
-      if a == nil or a:match("^%s*q") then
+      local a = term.ask(choices)
+      if a == nil then
+        io.write("\n")
         return 0
       end
       a = a:lower():match("^%s*(%a)")
-      if a == "s" then
+      if a == "q" then
+        return 0
+      elseif a == "s" then
         break
-      elseif a == "a" or a == "d" then
-        local note = prompt(a == "d" and "reason (required): " or "note (optional): ") or ""
-        note = note:match("^%s*(.-)%s*$")
-        if a == "d" and note == "" then
-          io.stderr:write("a denial needs a reason\n")
-        else
-          local ok, err = M.decide(r, a == "a" and "approved" or "denied", note, env)
-          if ok then
-            io.write(a == "a" and "approved\n" or "denied\n")
+      elseif a == "a" or a == "d" or (a == "e" and egress) then
+        local input
+        if a == "e" then
+          local text, err = term.edit("# the host to open for this launch (one line; the agent asked for it)\n"
+            .. r.input.host .. "\n", env)
+          local host = text and edited_host(text)
+          local problem = host and grant.host_problem(host)
+          if not text then
+            ui.error("editor: %s", err)
+          elseif not host then
+            ui.error("no host in the edited text; nothing approved")
+          elseif problem then
+            ui.error("%s; nothing approved", problem)
           else
+            input = { host = host, port = r.input.port }
+          end
+        end
+        if a ~= "e" or input then
+          local note = term.ask(a == "d" and "reason (required): " or "note for the agent (optional): ") or ""
+          note = note:match("^%s*(.-)%s*$")
+          if a == "d" and note == "" then
+            ui.error("a denial needs a reason")
+          else
+            local decision = a == "d" and "denied" or "approved"
+            if input and input.host ~= r.input.host then
+              note = "approved " .. input.host .. " instead of " .. r.input.host
+                .. (note ~= "" and ("; " .. note) or "")
+            end
+            local ok, err = M.decide(r, decision, note, env, input)
+            if ok then
+              io.write(decision, " ", r.id, "\n")
+              break
+            end
             ui.error("%s", err)
           end
-          break
         end
       end
     end
@@ -467,7 +544,7 @@ function M.main(opts, pos, env)
     end
     return 0
   end
-  return interactive(launches, env)
+  return M.loop(launches, env)
 end
 
 return M

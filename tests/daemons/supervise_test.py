@@ -79,11 +79,14 @@ def request_entry(rid):
     return json.loads(h.read(os.path.join(S["queue"], f"{rid}.request.json")))
 
 
-def decide(rid, decision, note=""):
+def decide(rid, decision, note="", approved_input=None):
     """What bottle.supervise writes: a temporary name renamed into place."""
     path = os.path.join(S["queue"], f"{rid}.decision.json")
+    d = {"id": rid, "decision": decision, "note": note, "by": "alice", "time": "2026-01-01T00:00:00Z"}
+    if approved_input is not None:
+        d["input"] = approved_input
     with open(path + ".tmp", "w") as f:
-        json.dump({"id": rid, "decision": decision, "note": note, "by": "alice", "time": "2026-01-01T00:00:00Z"}, f)
+        json.dump(d, f)
     os.rename(path + ".tmp", path)
 
 
@@ -208,6 +211,19 @@ def test_egress_waits_and_returns_approved():
     assert "for this task only" in text, text
     lines = [a for a in audit() if a["id"] == rid]
     assert len(lines) == 1 and lines[0]["event"] == "request" and lines[0]["tool"] == "request_egress", lines
+
+
+def test_an_edited_approval_names_the_host_opened():
+    before = requests()
+    out = {}
+    t = threading.Thread(target=lambda: out.update(call("request_egress", {
+        "host": "www.example.org", "reason": "docs"}, rid=9)))
+    t.start()
+    rid = wait_for_request(before)
+    decide(rid, "approved", "approved docs.example.org instead of www.example.org", {"host": "docs.example.org"})
+    t.join(10)
+    text = out["content"][0]["text"]
+    assert text.startswith("approved") and "docs.example.org is open now" in text, text
 
 
 def test_denied_with_the_note():

@@ -229,3 +229,90 @@ test("usage, unknown and ambiguous ids, and an unreachable engine", function()
   A.eq(main(w, { once = true }), 1)
   w.done()
 end)
+
+-- A scripted terminal: answers in order, an editor that returns edited.
+local function term(answers, edited)
+  local asked = {}
+  return {
+    asked = asked,
+    ask = function(q)
+      asked[#asked + 1] = q
+      return table.remove(answers, 1)
+    end,
+    edit = function(text)
+      asked[#asked + 1] = "edit:" .. text
+      return edited
+    end,
+  }
+end
+
+local function loop(w, t)
+  local path = w.root .. "/stdout"
+  local f = assert(io.open(path, "w"))
+  io.output(f)
+  local ok, code = pcall(w.sv.loop, assert(w.sv.launches({})), { USER = "bob" }, t)
+  io.output(io.stdout)
+  f:close()
+  assert(ok, code)
+  local out = fs.read(path)
+  fs.rm_rf(path)
+  return code, out
+end
+
+test("the terminal loop: skip, deny without then with a reason, approve, oldest first", function()
+  local w = world()
+  local a = w.launch("calm-otter-aaaaaa", "claude")
+  w.request(a, "aaaa0001", "2026-01-01T10:00:00Z", "request_capability", { capability = "a token" }, "first")
+  w.request(a, "aaaa0002", "2026-01-01T10:00:01Z", "request_egress", { host = "x.example.org" }, "second")
+  w.request(a, "aaaa0003", "2026-01-01T10:00:02Z", "request_egress", { host = "y.example.org" }, "third")
+  local t = term({ "s", "d", "", "d", "not now", "a", "ok" })
+  local code, out = loop(w, t)
+  A.eq(code, 0)
+  A.match(out, "^\naaaa0001  bottle calm%-otter%-aaaaaa  agent claude")
+  A.contains(out, "  request_capability: a token\n  why: first\n")
+  A.contains(out, "denied aaaa0002\n")
+  A.contains(out, "approved aaaa0003\n")
+  A.contains(out, "no more pending requests\n")
+  A.eq(t.asked[1], "[a]pprove, [d]eny, [s]kip, [q]uit? ")
+  A.eq(t.asked[2], "[a]pprove, [e]dit the host and approve, [d]eny, [s]kip, [q]uit? ")
+  A.eq(t.asked[3], "reason (required): ")
+  A.eq(fs.exists(a .. "/supervise/aaaa0001.decision.json"), false, "skipped stays pending")
+  A.eq(json.decode(fs.read(a .. "/supervise/aaaa0002.decision.json")).note, "not now")
+  A.contains(fs.read(a .. "/pipelock/pipelock.yaml"), "- y.example.org\n")
+  A.eq(fs.read(a .. "/pipelock/pipelock.yaml"):find("x.example.org", 1, true), nil)
+  w.done()
+end)
+
+test("the terminal loop: an edited host is what is opened, and the agent is told", function()
+  local w = world()
+  local a = w.launch("calm-otter-aaaaaa", "claude")
+  w.request(a, "aaaa0001", "2026-01-01T10:00:00Z", "request_egress", { host = "www.example.org" }, "docs")
+  local t = term({ "e", "", "q" }, "# comment\n  Docs.Example.org \n")
+  local code = loop(w, t)
+  A.eq(code, 0)
+  A.contains(t.asked[2], "edit:# the host to open")
+  A.contains(t.asked[2], "\nwww.example.org\n")
+  local pl = fs.read(a .. "/pipelock/pipelock.yaml")
+  A.contains(pl, "- docs.example.org\n")
+  A.eq(pl:find("www.example.org", 1, true), nil)
+  local d = json.decode(fs.read(a .. "/supervise/aaaa0001.decision.json"))
+  A.eq(d.decision, "approved")
+  A.eq(d.input.host, "docs.example.org")
+  A.eq(d.note, "approved docs.example.org instead of www.example.org")
+  local line = json.decode(fs.read(a .. "/audit.jsonl"))
+  A.eq(line.input.host, "www.example.org")
+  A.eq(line.approved_input.host, "docs.example.org")
+  A.eq(line.user, "bob")
+  w.done()
+end)
+
+test("the terminal loop: a bad edited host approves nothing; EOF ends the loop", function()
+  local w = world()
+  local a = w.launch("calm-otter-aaaaaa", "claude")
+  w.request(a, "aaaa0001", "2026-01-01T10:00:00Z", "request_egress", { host = "www.example.org" }, "docs")
+  local code = loop(w, term({ "e" }, "not a host\n"))
+  A.eq(code, 0)
+  A.eq(fs.exists(a .. "/supervise/aaaa0001.decision.json"), false)
+  A.eq(fs.read(a .. "/pipelock/pipelock.yaml"), PIPELOCK)
+  w.done()
+end)

@@ -132,7 +132,8 @@ scenario("happy path with routes, git-gate and supervise", function(t)
     end
   end
   table.sort(supervise_mounts)
-  t:eq(supervise_mounts, { "audit.jsonl -> /var/lib/bottle/audit.jsonl rw", "supervise -> /var/lib/bottle/supervise rw" })
+  t:eq(supervise_mounts,
+    { "audit.jsonl -> /var/lib/bottle/audit.jsonl rw", "supervise -> /var/lib/bottle/supervise rw" })
   t:eq(bundle.env.SUPERVISE_AUDIT, "/var/lib/bottle/audit.jsonl")
   t:eq(bundle.env.SUPERVISE_ROUTES, "/etc/bottle/egress/routes.json")
   r:removed_all()
