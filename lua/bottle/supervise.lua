@@ -488,21 +488,25 @@ end
 function M.main(opts, pos, env)
   env = env or proc.environ()
   local action, id = pos[1], pos[2]
-  if action ~= nil and action ~= "approve" and action ~= "deny" then
-    ui.error("unknown supervise action '%s' (approve, deny)", action)
+  local function usage(fmt, ...)
+    ui.error(fmt, ...)
+    io.stderr:write("usage: bottle supervise [--json] [--once] | approve ID [--reason TEXT] | deny ID --reason TEXT\n")
     return 2
+  end
+  if action ~= nil and action ~= "approve" and action ~= "deny" then
+    return usage("unknown supervise action '%s' (approve, deny)", action)
   end
   if action and not id then
-    ui.error("bottle supervise %s needs a request ID", action)
-    return 2
+    return usage("bottle supervise %s needs a request ID", action)
   end
   if action == "deny" and not (opts.reason and opts.reason:match("%S")) then
-    ui.error("bottle supervise deny needs --reason TEXT (the agent is told why)")
-    return 2
+    return usage("bottle supervise deny needs --reason TEXT (the agent is told why)")
   end
   if not action and opts.reason then
-    ui.error("--reason goes with approve or deny")
-    return 2
+    return usage("--reason goes with approve or deny")
+  end
+  if action and opts.once then
+    return usage("--once goes with the listing, not with %s", action)
   end
   local launches, err = M.launches(env)
   if not launches then

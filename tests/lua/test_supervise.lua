@@ -221,6 +221,7 @@ test("usage, unknown and ambiguous ids, and an unreachable engine", function()
   A.eq(main(w, {}, { "approve" }), 2)                  -- no id
   A.eq(main(w, {}, { "grant", "abcd0001" }), 2)        -- unknown action
   A.eq(main(w, { reason = "x" }, {}), 2)               -- --reason without an action
+  A.eq(main(w, { once = true }, { "approve", "abcd0001" }), 2)
   A.eq(main(w, {}, { "approve", "abcd" }), 1)          -- ambiguous prefix
   A.eq(main(w, {}, { "approve", "ffff0000" }), 1)      -- no such request
   A.eq(main(w, {}, { "approve", "abc" }), 1)           -- too short to be a prefix
