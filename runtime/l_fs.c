@@ -14,7 +14,9 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -158,6 +160,51 @@ static int l_append(lua_State *L) {
   }
   if (close(fd) < 0) return fail(L, "append", path);
   lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* lock(path [, timeout_ms = 10000]) -> handle: an exclusive flock(2) on
+ * path (created 0600 when missing), for read-modify-write sequences that
+ * several bottle processes may run at once. Waits in short steps so a
+ * signal is noticed; nil, msg, "TIMEOUT" when the lock stays taken.
+ * handle:unlock() (also __close and __gc) releases it; safe twice. */
+#define LOCK_META "rt.fs.lock"
+
+static int lock_release(lua_State *L) {
+  int *fd = luaL_checkudata(L, 1, LOCK_META);
+  if (*fd >= 0) {
+    close(*fd); /* closing the descriptor drops the flock */
+    *fd = -1;
+  }
+  return 0;
+}
+
+static int l_lock(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lua_Integer timeout = luaL_optinteger(L, 2, 10000);
+  luaL_argcheck(L, timeout >= 0 && timeout <= 86400000, 2, "timeout_ms out of range");
+  int *h = lua_newuserdatauv(L, sizeof *h, 0);
+  *h = -1;
+  luaL_setmetatable(L, LOCK_META);
+  int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return fail(L, "lock", path);
+  for (lua_Integer waited = 0;; waited += 20) {
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) break;
+    if (errno != EWOULDBLOCK && errno != EINTR) {
+      int e = errno;
+      close(fd);
+      errno = e;
+      return fail(L, "lock", path);
+    }
+    if (waited >= timeout) {
+      close(fd);
+      lua_pushfstring(L, "lock %s: still taken after %d ms", path, (int)timeout);
+      return lutil_fail(L, lua_tostring(L, -1), "TIMEOUT");
+    }
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  *h = fd;
   return 1;
 }
 
@@ -337,6 +384,7 @@ static const luaL_Reg fs_funcs[] = {
     {"write", l_write},
     {"overwrite", l_overwrite},
     {"append", l_append},
+    {"lock", l_lock},
     {"read", l_read},
     {"rm_rf", l_rm_rf},
     {"tmpdir", l_tmpdir},
@@ -349,7 +397,20 @@ static const luaL_Reg fs_funcs[] = {
     {NULL, NULL},
 };
 
+static const luaL_Reg lock_meta[] = {
+    {"unlock", lock_release},
+    {"__close", lock_release},
+    {"__gc", lock_release},
+    {NULL, NULL},
+};
+
 int luaopen_rt_fs(lua_State *L) {
+  if (luaL_newmetatable(L, LOCK_META)) {
+    luaL_setfuncs(L, lock_meta, 0);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
   luaL_newlib(L, fs_funcs);
   return 1;
 }

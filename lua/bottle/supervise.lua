@@ -275,6 +275,15 @@ end
 function M.decide(r, decision, note, env, input)
   local st = state_of(r.launch)
   input = input or r.input
+  -- Two humans (or terminals) deciding at once: one read-modify-write of
+  -- the launch's files at a time, and a request is decided once.
+  local held <close>, lerr = fs.lock(st.dir .. "/supervise.lock")
+  if not held then
+    return nil, lerr
+  end
+  if fs.exists(st.queue .. "/" .. r.id .. ".decision.json") then
+    return nil, string.format("request %s (bottle %s) was decided meanwhile", r.id, r.bottle)
+  end
   if decision == "approved" and r.tool == "request_egress" then
     local changed, err = grant.add_host(st, input.host)
     if not changed then

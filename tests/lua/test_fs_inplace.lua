@@ -83,3 +83,34 @@ for w in a b c d; do WRITER=$w "$0" __test-lua "$1" >/dev/null 2>&1 & done; wait
   A.eq(count, writers * lines)
   done()
 end)
+
+test("lock excludes another process until it is released", function()
+  local dir, done = tmp()
+  local path = dir .. "/state.lock"
+  local child = dir .. "/locker.lua"
+  assert(fs.write(child, string.format([[
+local fs = require("rt.fs")
+test("locker", function()
+  local h, msg, code = fs.lock(%q, 100)
+  assert(fs.append(%q, (h and "got" or (code .. " " .. msg)) .. "\n"))
+  if h then h:unlock() end
+end)
+]], path, dir .. "/result")))
+  local function try()
+    local r = proc.run({ argv = { proc.self_exe(), "__test-lua", child }, timeout_ms = 30000 })
+    A.eq(r.code, 0)
+  end
+  do
+    local held <close> = assert(fs.lock(path))
+    A.eq(getmetatable(held) ~= nil, true)
+    try()
+    A.eq(fs.stat(path).mode, 384)
+  end
+  try()
+  local h = assert(fs.lock(path, 0))
+  h:unlock()
+  h:unlock()
+  local lines = fs.read(dir .. "/result")
+  A.match(lines, "^TIMEOUT lock " .. dir:gsub("%p", "%%%0") .. "/state%.lock: still taken after 100 ms\ngot\n$")
+  done()
+end)

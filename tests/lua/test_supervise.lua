@@ -317,3 +317,17 @@ test("the terminal loop: a bad edited host approves nothing; EOF ends the loop",
   A.eq(fs.read(a .. "/pipelock/pipelock.yaml"), PIPELOCK)
   w.done()
 end)
+
+test("a request decided meanwhile is not decided again", function()
+  local w = world()
+  local a = w.launch("calm-otter-aaaaaa", "claude")
+  w.request(a, "aaaa0001", "2026-01-01T10:00:00Z", "request_egress", { host = "x.example.org" }, "r")
+  local r = w.sv.pending(assert(w.sv.launches({})))[1]
+  assert(fs.write(a .. "/supervise/aaaa0001.decision.json", '{"decision":"denied","note":"n"}', 420))
+  local ok, err = w.sv.decide(r, "approved", "", { USER = "bob" })
+  A.eq(ok, nil)
+  A.contains(err, "decided meanwhile")
+  A.eq(fs.read(a .. "/pipelock/pipelock.yaml"), PIPELOCK)
+  A.eq(#w.engine.calls, 0)
+  w.done()
+end)
