@@ -315,6 +315,12 @@ function M.decide(r, decision, note, env, input)
   return true
 end
 
+-- Text from the queue, made safe for a terminal: no control characters
+-- (no escape sequences), one line.
+local function clean(v)
+  return (tostring(v):gsub("%c", " "))
+end
+
 local function find(pending, id)
   local hits = {}
   for _, r in ipairs(pending) do
@@ -335,7 +341,7 @@ local function print_table(pending)
     "WHAT", "WHY"))
   for _, r in ipairs(pending) do
     io.write(string.format("%-9s %-24s %-10s %-5s %-18s %-30s %s\n", r.id, r.bottle, r.agent or "?",
-      age(r.time), r.tool, M.what(r), (tostring(r.reason):gsub("%s+", " "))))
+      age(r.time), clean(r.tool), clean(M.what(r)), clean(r.reason)))
   end
 end
 
@@ -359,7 +365,7 @@ local function decide_one(pending, id, decision, note, env, as_json_out)
     out.decision, out.note = decision, note
     io.write(json.encode(out), "\n")
   else
-    io.write(string.format("%s %s: %s %s (bottle %s)\n", decision, r.id, r.tool, M.what(r), r.bottle))
+    io.write(string.format("%s %s: %s %s (bottle %s)\n", decision, r.id, clean(r.tool), clean(M.what(r)), r.bottle))
   end
   return 0
 end
@@ -432,7 +438,7 @@ function M.loop(launches, env, term)
     end
     seen[r.id] = true
     io.write(string.format("\n%s  bottle %s  agent %s  %s ago\n  %s: %s\n  why: %s\n", r.id, r.bottle,
-      r.agent or "?", age(r.time), r.tool, M.what(r), (tostring(r.reason):gsub("%c", " "))))
+      r.agent or "?", age(r.time), clean(r.tool), clean(M.what(r)), clean(r.reason)))
     local egress = r.tool == "request_egress"
     local choices = egress and "[a]pprove, [e]dit the host and approve, [d]eny, [s]kip, [q]uit? "
       or "[a]pprove, [d]eny, [s]kip, [q]uit? "
