@@ -437,6 +437,15 @@ int docker_container_stop(struct docker *d, const char *id, int timeout_s) {
   return container_post(d, "container stop", id, suffix, ok, (long)(timeout_s + 30) * 1000);
 }
 
+int docker_container_kill(struct docker *d, const char *id, const char *signal) {
+  dh_begin(d);
+  char suffix[64];
+  if (snprintf(suffix, sizeof suffix, "/kill?signal=%s", signal) >= (int)sizeof suffix)
+    return dh_oom(d, "container kill");
+  static const long ok[] = {204, 0};
+  return container_post(d, "container kill", id, suffix, ok, 0);
+}
+
 int docker_container_remove(struct docker *d, const char *id, int force, int volumes) {
   dh_begin(d);
   return container_remove(d, "container remove", id, force, volumes);

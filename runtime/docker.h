@@ -149,6 +149,9 @@ int docker_container_start(struct docker *d, const char *id);
 /* Already stopped or missing: success. Waits up to timeout_s for a clean exit. */
 int docker_container_stop(struct docker *d, const char *id, int timeout_s);
 int docker_container_remove(struct docker *d, const char *id, int force, int volumes); /* missing: success */
+/* Sends signal (a name such as "SIGHUP", or a number) to the container's
+ * PID 1. A container that is not running is an error (409). */
+int docker_container_kill(struct docker *d, const char *id, const char *signal);
 cJSON *docker_container_inspect(struct docker *d, const char *id);
 /* [{"id", "names": [], "image", "state", "labels": {}, "created"}] */
 cJSON *docker_container_list(struct docker *d, const struct docker_kv *labels, int all);

@@ -311,6 +311,20 @@ static int l_container_stop(lua_State *L) {
   return ok_result(L, d, docker_container_stop(d, id, (int)t));
 }
 
+/* A signal name as kill(1) spells it (SIGHUP or HUP) or a number; nothing
+ * else reaches the query string. */
+static int l_container_kill(lua_State *L) {
+  const char *id = luaL_checkstring(L, 1);
+  const char *sig = luaL_checkstring(L, 2);
+  size_t n = strlen(sig);
+  int valid = n > 0 && n <= 16;
+  for (size_t i = 0; valid && i < n; i++)
+    valid = (sig[i] >= 'A' && sig[i] <= 'Z') || (sig[i] >= '0' && sig[i] <= '9');
+  luaL_argcheck(L, valid, 2, "signal must be a name like SIGHUP or a number");
+  struct docker *d = conn(L);
+  return ok_result(L, d, docker_container_kill(d, id, sig));
+}
+
 static const char *const remove_fields[] = {"force", "volumes", NULL};
 
 static int l_container_remove(lua_State *L) {
@@ -461,6 +475,7 @@ static const luaL_Reg docker_funcs[] = {
     {"container_start", l_container_start},
     {"container_stop", l_container_stop},
     {"container_remove", l_container_remove},
+    {"container_kill", l_container_kill},
     {"container_inspect", l_container_inspect},
     {"container_list", l_container_list},
     {"container_logs", l_container_logs},

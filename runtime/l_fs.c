@@ -3,7 +3,10 @@
  * Expected failures return nil, message, code (an errno name such as
  * "ENOENT"); misuse raises. Writes are atomic (temp file + rename) and
  * create files with the requested mode from the start, so a secret-bearing
- * file is never briefly world-readable. rm_rf never follows symlinks. */
+ * file is never briefly world-readable; overwrite and append are the two
+ * exceptions, for files a container sees through a single-file bind mount
+ * (a rename would leave it the old inode) and for logs with several
+ * writers. rm_rf never follows symlinks. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,7 +14,9 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -101,6 +106,105 @@ static int l_write(lua_State *L) {
     return fail(L, "write", path);
   }
   lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* overwrite(path, data): replaces the contents of an existing regular file
+ * in place, keeping its inode (and mode), so a single-file bind mount of it
+ * sees the new contents. */
+static int l_overwrite(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return fail(L, "overwrite", path);
+  struct stat st;
+  int bad = fstat(fd, &st) < 0 ? errno : (S_ISREG(st.st_mode) ? 0 : EINVAL);
+  if (bad) {
+    int e = bad;
+    close(fd);
+    errno = e;
+    return fail(L, "overwrite", path);
+  }
+  if (ftruncate(fd, 0) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return fail(L, "overwrite", path);
+  }
+  if (close(fd) < 0) return fail(L, "overwrite", path);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* append(path, data [, mode]): one write(2) of data with O_APPEND (the file
+ * is created with mode when missing), so lines appended by several
+ * processes never interleave. A short write is an error (EIO): the caller
+ * must not retry the tail, which would split its line. */
+static int l_append(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  mode_t mode = opt_mode(L, 3, 0600);
+  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode & 0777);
+  if (fd < 0) return fail(L, "append", path);
+  ssize_t w;
+  do
+    w = write(fd, data, len);
+  while (w < 0 && errno == EINTR);
+  if (w < 0 || (size_t)w != len) {
+    int e = w < 0 ? errno : EIO;
+    close(fd);
+    errno = e;
+    return fail(L, "append", path);
+  }
+  if (close(fd) < 0) return fail(L, "append", path);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* lock(path [, timeout_ms = 10000]) -> handle: an exclusive flock(2) on
+ * path (created 0600 when missing), for read-modify-write sequences that
+ * several bottle processes may run at once. Waits in short steps so a
+ * signal is noticed; nil, msg, "TIMEOUT" when the lock stays taken.
+ * handle:unlock() (also __close and __gc) releases it; safe twice. */
+#define LOCK_META "rt.fs.lock"
+
+static int lock_release(lua_State *L) {
+  int *fd = luaL_checkudata(L, 1, LOCK_META);
+  if (*fd >= 0) {
+    close(*fd); /* closing the descriptor drops the flock */
+    *fd = -1;
+  }
+  return 0;
+}
+
+static int l_lock(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  lua_Integer timeout = luaL_optinteger(L, 2, 10000);
+  luaL_argcheck(L, timeout >= 0 && timeout <= 86400000, 2, "timeout_ms out of range");
+  int *h = lua_newuserdatauv(L, sizeof *h, 0);
+  *h = -1;
+  luaL_setmetatable(L, LOCK_META);
+  int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return fail(L, "lock", path);
+  for (lua_Integer waited = 0;; waited += 20) {
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) break;
+    if (errno != EWOULDBLOCK && errno != EINTR) {
+      int e = errno;
+      close(fd);
+      errno = e;
+      return fail(L, "lock", path);
+    }
+    if (waited >= timeout) {
+      close(fd);
+      lua_pushfstring(L, "lock %s: still taken after %d ms", path, (int)timeout);
+      return lutil_fail(L, lua_tostring(L, -1), "TIMEOUT");
+    }
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  *h = fd;
   return 1;
 }
 
@@ -341,6 +445,9 @@ static const luaL_Reg fs_funcs[] = {
     {"random_hex", l_random_hex},
     {"mkdir_p", l_mkdir_p},
     {"write", l_write},
+    {"overwrite", l_overwrite},
+    {"append", l_append},
+    {"lock", l_lock},
     {"read", l_read},
     {"rm_rf", l_rm_rf},
     {"tmpdir", l_tmpdir},
@@ -353,7 +460,20 @@ static const luaL_Reg fs_funcs[] = {
     {NULL, NULL},
 };
 
+static const luaL_Reg lock_meta[] = {
+    {"unlock", lock_release},
+    {"__close", lock_release},
+    {"__gc", lock_release},
+    {NULL, NULL},
+};
+
 int luaopen_rt_fs(lua_State *L) {
+  if (luaL_newmetatable(L, LOCK_META)) {
+    luaL_setfuncs(L, lock_meta, 0);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
   luaL_newlib(L, fs_funcs);
   return 1;
 }

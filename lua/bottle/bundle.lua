@@ -20,6 +20,7 @@ M.IN = {
   egress_upstream_ca = "/etc/bottle/egress/upstream-ca.pem",
   git_gate_dir = "/etc/bottle/git-gate",
   supervise_queue = "/var/lib/bottle/supervise",
+  supervise_audit = "/var/lib/bottle/audit.jsonl",
   sockets_dir = "/run/bottle/sockets",
   upstream_ca = "/etc/bottle/upstream-ca.pem",
 }
@@ -244,6 +245,11 @@ function M.spec(plan)
     add_env(env, "SUPERVISE_QUEUE_DIR", M.IN.supervise_queue)
     add_env(env, "SUPERVISE_PORT", tostring(defaults.PORTS.supervise))
     mount(st.supervise_queue, M.IN.supervise_queue, false)
+    -- supervise appends each request; `bottle supervise` appends the
+    -- decisions to the same file from the host.
+    add_env(env, "SUPERVISE_AUDIT", M.IN.supervise_audit)
+    mount(st.audit, M.IN.supervise_audit, false)
+    add_env(env, "SUPERVISE_ROUTES", M.IN.egress_routes)
   end
 
   return {

@@ -21,6 +21,7 @@ commands:
   recipe which NAME|MODULE    the path it loads from, or builtin:<path>
   recipe eject NAME|MODULE    copy the built-in source into the user dir
   recipe run [NAME] ...       launch an agent (NAME defaults to smolmachines)
+  supervise [--json] [--once] pending agent requests; approve|deny ID
   ls [--json]                 live bottles on every backend
   cleanup [--yes] [--json]    remove leftovers of crashed launches
   test [PATH]...              run scripted scenario files
@@ -240,6 +241,23 @@ commands["test"] = {
   args = math.huge,
   run = function(_, pos)
     return require("bottle.testing.scenario").main(pos)
+  end,
+}
+
+commands["supervise"] = {
+  usage = "usage: bottle supervise [--json] [--once]\n       bottle supervise approve ID [--reason TEXT]\n" ..
+    "       bottle supervise deny ID --reason TEXT\n\n" ..
+    "Lists the requests agents made through the supervise MCP server, across all\n" ..
+    "live bottles, oldest first; on a terminal, asks about each in turn. An approved\n" ..
+    "egress host is opened for that launch at once (never in the manifest).\n\n" ..
+    "  --json          print the pending requests (or the decision) as JSON\n" ..
+    "  --once          print the list and exit, even on a terminal\n" ..
+    "  --reason TEXT   the note the agent gets (required to deny)",
+  flags = { ["--json"] = "json", ["--once"] = "once" },
+  values = { ["--reason"] = "reason" },
+  args = 2,
+  run = function(opts, pos)
+    return require("bottle.supervise").main(opts, pos)
   end,
 }
 

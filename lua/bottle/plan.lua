@@ -113,6 +113,7 @@ local function state_paths(root)
     egress_upstream_ca = root .. "/egress/upstream-ca.pem",
     git_gate_dir = root .. "/git-gate",
     supervise_queue = root .. "/supervise",
+    audit = root .. "/audit.jsonl",
     sockets_dir = root .. "/sockets",
     upstream_ca = root .. "/pipelock/upstream-ca.pem",
   }
@@ -552,6 +553,8 @@ function M.materialize(plan)
   end
   if plan.supervise then
     errors.must(fs.mkdir_p(st.supervise_queue, 448))
+    -- it must exist before the bundle bind-mounts it as a file
+    errors.must(fs.append(st.audit, "", 384))
   end
   if plan.sockets then
     errors.must(fs.mkdir_p(st.sockets_dir, 448))

@@ -5,8 +5,9 @@
  * one poll() loop reads and prefixes. Signals reach the loop through a
  * self-pipe; the handlers do nothing else. SIGTERM/SIGINT are forwarded to
  * every daemon, then after the grace period whatever is left is SIGKILLed;
- * SIGHUP goes to egress only (it reloads its routes, while git daemon would
- * die of it). Every child that exits is reaped, including orphans that the
+ * SIGHUP goes to egress and pipelock only (both reload their config on it:
+ * egress its routes, pipelock its YAML, which its file watcher would miss
+ * behind a single-file bind mount; git daemon would die of it). Every child that exits is reaped, including orphans that the
  * kernel re-parents to us as PID 1 (or as a subreaper when we are not). */
 #include <errno.h>
 #include <fcntl.h>
@@ -277,11 +278,15 @@ static void start_all(struct supervisor *sv, const int *order, const struct init
   }
 }
 
+static int reloads_on_hup(int idx) {
+  return strcmp(init_daemon_names[idx], "egress") == 0 || strcmp(init_daemon_names[idx], "pipelock") == 0;
+}
+
 static void on_init_signal(struct supervisor *sv, int sig) {
   if (sig == SIGHUP) {
     for (int i = 0; i < sv->count; i++)
-      if (sv->ds[i].idx == 0 && sv->ds[i].pid > 0) {
-        say("forwarding SIGHUP to egress");
+      if (reloads_on_hup(sv->ds[i].idx) && sv->ds[i].pid > 0) {
+        say("forwarding SIGHUP to %s", init_daemon_names[sv->ds[i].idx]);
         signal_group(&sv->ds[i], SIGHUP);
       }
   } else if ((sig == SIGTERM || sig == SIGINT) && !sv->stop_sig) {

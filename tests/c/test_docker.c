@@ -802,6 +802,34 @@ static void test_stop_timeout(void) {
   drop_container(id);
 }
 
+static void test_kill_signal(void) {
+  need_image();
+  char name[96];
+  name_for(name, sizeof name, "kill");
+  const char *cmd[] = {"sh", "-c", "trap 'echo got-hup' HUP; echo ready; while :; do sleep 0.1; done", NULL};
+  char *id = make_container(name, cmd, 1);
+  if (!id) return;
+  CHECK(docker_container_kill(D, id, "SIGHUP") == 0, "%s", docker_errmsg(D));
+  int seen = 0;
+  for (int i = 0; i < 50 && !seen; i++) {
+    struct docker_output o;
+    if (docker_container_logs(D, id, -1, &o) == 0) {
+      seen = strstr(o.out, "got-hup") != NULL;
+      docker_output_free(&o);
+    }
+    if (!seen) usleep(100000);
+  }
+  CHECK(seen, "the container did not get SIGHUP");
+  cJSON *info = docker_container_inspect(D, id);
+  CHECK(info && cJSON_IsTrue(path_get(info, "State", "Running", NULL)), "SIGHUP stopped it");
+  cJSON_Delete(info);
+  CHECK(docker_container_stop(D, id, 0) == 0, "%s", docker_errmsg(D));
+  CHECK_INT(docker_container_kill(D, id, "SIGHUP"), -1);
+  CHECK_INT(docker_status(D), 409);
+  CHECK(contains(docker_errmsg(D), "container kill: "), "%s", docker_errmsg(D));
+  drop_container(id);
+}
+
 static void test_networks_at_create(void) {
   need_image();
   char net_a[96], net_b[96], name[96];
@@ -1016,6 +1044,7 @@ int main(void) {
   RUN(test_missing_objects);
   RUN(test_logs_and_wait);
   RUN(test_stop_timeout);
+  RUN(test_kill_signal);
   RUN(test_networks_at_create);
   RUN(test_binds_and_options);
   RUN(test_list);

@@ -269,22 +269,27 @@ static void test_grace_then_sigkill(void) {
   run_free(&r);
 }
 
-static void test_sighup_goes_to_egress_only(void) {
+static void test_sighup_goes_to_egress_and_pipelock_only(void) {
   const char *vars[] = {
-      "BOTTLE_SIDECAR_DAEMONS=egress,supervise",
+      "BOTTLE_SIDECAR_DAEMONS=egress,pipelock,git-gate,supervise",
       "BOTTLE_INIT_EGRESS_CMD=trap 'echo got-hup' HUP; echo ready; while :; do sleep 0.05; done",
+      "BOTTLE_INIT_PIPELOCK_CMD=trap 'echo got-hup' HUP; echo ready; while :; do sleep 0.05; done",
+      "BOTTLE_INIT_GIT_GATE_CMD=trap 'echo wrong-hup' HUP; echo ready; while :; do sleep 0.05; done",
       "BOTTLE_INIT_SUPERVISE_CMD=trap 'echo wrong-hup' HUP; echo ready; while :; do sleep 0.05; done",
       NULL};
   struct run r;
   if (run_start(&r, vars) < 0) SKIP("cannot start: %s", strerror(errno));
-  int ok = run_wait_for(&r, 0, "[egress] ready", 5000) && run_wait_for(&r, 0, "[supervise] ready", 5000);
+  int ok = run_wait_for(&r, 0, "[egress] ready", 5000) && run_wait_for(&r, 0, "[pipelock] ready", 5000) &&
+           run_wait_for(&r, 0, "[git-gate] ready", 5000) && run_wait_for(&r, 0, "[supervise] ready", 5000);
   CHECK(ok, "daemons did not start");
   kill(r.pid, SIGHUP);
   CHECK(run_wait_for(&r, 0, "[egress] got-hup", 5000), "egress did not get SIGHUP");
+  CHECK(run_wait_for(&r, 0, "[pipelock] got-hup", 5000), "pipelock did not get SIGHUP");
   run_pump(&r, 300);
   kill(r.pid, SIGTERM);
   run_finish(&r, 10000);
-  CHECK(strstr(r.buf[0], "wrong-hup") == NULL, "supervise got SIGHUP");
+  CHECK(strstr(r.buf[0], "wrong-hup") == NULL, "git-gate or supervise got SIGHUP");
+  CHECK(strstr(r.buf[1], "forwarding SIGHUP to pipelock") != NULL, "%s", r.buf[1]);
   CHECK_INT(r.status, 128 + SIGTERM);
   if (tap_cur_failed) dump(&r);
   run_free(&r);
@@ -414,7 +419,7 @@ int main(int argc, char **argv) {
   RUN(test_spawn_failure_is_logged);
   RUN(test_sigterm_forwarded);
   RUN(test_grace_then_sigkill);
-  RUN(test_sighup_goes_to_egress_only);
+  RUN(test_sighup_goes_to_egress_and_pipelock_only);
   RUN(test_tokens_only_for_egress);
   RUN(test_reaps_orphans);
   return tap_done();

@@ -46,9 +46,13 @@ each row citing its source file:line), and nothing more generous:
 
 Answers are pipelock's: a refused CONNECT `CONNECT blocked: <reason>`
 (forward.go:225), a refused request `blocked: <reason>` (forward.go:692),
-403, or 429 for the rate limit. Not modelled: entropy checks, response
-prompt-injection scanning (warn only in bottle's config), SSE streaming,
-tunnel lifetimes, MCP, hot reload; base domains are the last two labels
+403, or 429 for the rate limit. SIGHUP reloads the config
+(internal/config/reload.go:89-110, reload_unix.go:15); one that does not
+load keeps the old one (`pipelock: config reload failed: ...`). Not
+modelled: entropy checks, response prompt-injection scanning (warn only in
+bottle's config), SSE streaming, tunnel lifetimes, MCP, reload on file
+change (behind a single-file bind mount pipelock's directory watch would
+not see a host-side write anyway); base domains are the last two labels
 (pipelock uses the public suffix list).
 
 Upstream TLS is verified against $SSL_CERT_FILE when set, else the system
@@ -56,11 +60,13 @@ trust store (pipelock is a Go program, and Go reads SSL_CERT_FILE); the
 wrapper passes that to mitmproxy as ssl_verify_upstream_trusted_ca.
 """
 
+import asyncio
 import ipaddress
 import json
 import math
 import os
 import re
+import signal
 import socket
 import stat
 import sys
@@ -651,6 +657,30 @@ class PipelockPolicy:
                 cfg["mode"] = ctx.options.pipelock_mode
             self.cfg = cfg
             self.limiter = RateLimiter(cfg["max_requests_per_minute"])
+
+    def running(self):
+        # pipelock v2.3.0 reloads on SIGHUP (internal/config/reload.go:89-90,
+        # reload_unix.go:15); the stand-in's wrapper passes the signal on.
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload)
+        except (RuntimeError, NotImplementedError, ValueError):
+            pass
+
+    def reload(self):
+        # A config that does not load keeps the old one, with pipelock's line
+        # (reload.go:105-110); success is its "configuration reloaded" event.
+        try:
+            cfg = load_config(ctx.options.pipelock_config)
+        except (ConfigError, OSError) as e:
+            sys.stderr.write(f"pipelock: config reload failed: {e}\n")
+            sys.stderr.flush()
+            return
+        if ctx.options.pipelock_mode:
+            cfg["mode"] = ctx.options.pipelock_mode
+        self.cfg = cfg
+        self.limiter = RateLimiter(cfg["max_requests_per_minute"])
+        sys.stderr.write(f"pipelock (stand-in): configuration reloaded (mode={cfg['mode']})\n")
+        sys.stderr.flush()
 
     def _enforcing(self):
         return self.cfg["enforce"] and self.cfg["mode"] != "audit"

@@ -128,6 +128,20 @@ scenario("happy path with routes, git-gate and supervise", function(t)
     end
   end
   t:ok(sockets_mount and not sockets_mount.ro, "the socket folder is mounted read-write")
+  -- supervise: the queue dir and the audit file, both writable, and the
+  -- routes file it reads for list_egress
+  local supervise_mounts = {}
+  for _, b in ipairs(bundle.binds) do
+    if b.container:match("^/var/lib/bottle/") then
+      supervise_mounts[#supervise_mounts + 1] = b.host:match("[^/]+$") .. " -> " .. b.container
+        .. (b.ro and " ro" or " rw")
+    end
+  end
+  table.sort(supervise_mounts)
+  t:eq(supervise_mounts,
+    { "audit.jsonl -> /var/lib/bottle/audit.jsonl rw", "supervise -> /var/lib/bottle/supervise rw" })
+  t:eq(bundle.env.SUPERVISE_AUDIT, "/var/lib/bottle/audit.jsonl")
+  t:eq(bundle.env.SUPERVISE_ROUTES, "/etc/bottle/egress/routes.json")
   r:removed_all()
   t:eq(r.state_dirs, {}, "a clean run removes its state dir")
   t:eq(r.sleeps, {}, "a launch whose guest answers never sleeps")
