@@ -1,6 +1,7 @@
 --- JSON with a stable key order, for the plan and `--json` outputs.
 --
--- Decoding is lua-cjson's. Encoding walks the value itself so that object
+-- Decoding is cjson's (runtime/l_cjson.c: lua-cjson's API over libcJSON).
+-- Encoding walks the value itself so that object
 -- keys come out sorted (diffable output) and an empty list can be told from
 -- an empty object: mark lists with json.array(t) (objects are the default
 -- for empty tables). Scalars are encoded by cjson.
