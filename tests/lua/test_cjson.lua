@@ -60,7 +60,8 @@ test("what lua-cjson refuses to encode is refused with its message", function()
 end)
 
 test("decode: values, null, nesting, later duplicate wins", function()
-  local v = cjson.decode(' {"a": [1, null, {"b": false}], "c": {}, "s": "x\\/y\\u00e9\\ud83d\\ude00", "a2": 2, "a2": 3} ')
+  local v = cjson.decode(' {"a": [1, null, {"b": false}], "c": {}, ' ..
+    '"s": "x\\/y\\u00e9\\ud83d\\ude00", "a2": 2, "a2": 3} ')
   A.eq(v.a[1], 1)
   A.eq(v.a[2], cjson.null)
   A.eq(#v.a, 3)
