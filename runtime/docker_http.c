@@ -37,7 +37,8 @@
 
 /* ---- errors ---- */
 
-static int vfail(struct docker *d, int status, const char *code, const char *fmt, va_list ap) {
+__attribute__((format(printf, 4, 0))) static int vfail(struct docker *d, int status, const char *code,
+                                                     const char *fmt, va_list ap) {
   va_list again;
   va_copy(again, ap);
   int n = vsnprintf(NULL, 0, fmt, ap);
