@@ -13,10 +13,11 @@ CC       ?= cc
 UNAME_S  ?= $(shell uname -s)
 
 # The Lua 5.4 pkg-config name differs by system. On a Mac it comes from
-# Homebrew's keg-only lua@5.4 (plain `lua` there is 5.5), and the kegs'
-# pkgconfig dirs are added to PKG_CONFIG_PATH when brew is there. Make 3.81
-# (the Mac's) does not pass exported variables to $(shell), so the path
-# travels on each pkg-config command line.
+# Homebrew's keg-only lua@5.4 (plain `lua` there is 5.5); when brew is there
+# the kegs' pkgconfig dirs (lua@5.4, curl and openssl@3 are keg-only) and
+# Homebrew's own are added to PKG_CONFIG_PATH. Make 3.81 (the Mac's) does
+# not pass exported variables to $(shell), so the path travels on each
+# pkg-config command line.
 PKG_CONFIG ?= pkg-config
 PKG_ENV  :=
 ifeq ($(UNAME_S),Darwin)
@@ -25,7 +26,8 @@ BREW     ?= $(shell command -v brew 2>/dev/null)
 BREW_KEGS ?= lua@5.4 curl openssl@3
 ifneq ($(BREW),)
 empty    :=
-BREW_PC  := $(foreach k,$(BREW_KEGS),$(addsuffix /lib/pkgconfig,$(shell $(BREW) --prefix $(k) 2>/dev/null)))
+BREW_PC  := $(foreach k,$(BREW_KEGS),$(addsuffix /lib/pkgconfig,$(shell $(BREW) --prefix $(k) 2>/dev/null))) \
+            $(addsuffix /lib/pkgconfig,$(shell $(BREW) --prefix 2>/dev/null))
 PKG_ENV  := PKG_CONFIG_PATH='$(subst $(empty) $(empty),:,$(strip $(BREW_PC) $(PKG_CONFIG_PATH)))'
 endif
 else ifeq ($(UNAME_S),FreeBSD)

@@ -18,7 +18,7 @@ end
 
 M.null = cjson.null
 
--- lua-cjson escapes "/" as "\/"; valid but noisy in paths. A "\/" in its
+-- cjson escapes "/" as "\/" (as lua-cjson does); valid but noisy in paths. A "\/" in its
 -- output is always that escape (a real backslash is "\\" and every "/" is
 -- escaped), so undoing it is safe.
 local function scalar(v)
