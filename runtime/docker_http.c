@@ -283,7 +283,9 @@ static int context_socket(struct docker *d, const char *op, char *path, size_t p
   if (!root) {
     rc = dh_fail_code(d, "EINVAL", "%s: Docker context '%s': %s is not valid JSON", op, name, meta);
   } else if (!cJSON_IsString(host) || !host->valuestring[0]) {
-    rc = 0; /* no docker endpoint: the CLI falls back to the default too */
+    /* the CLI cannot use such a context for the engine either */
+    rc = dh_fail_code(d, "EINVAL", "%s: Docker context '%s' (from %s) has no docker endpoint (%s)", op, name, from,
+                      meta);
   } else {
     char what[600];
     snprintf(what, sizeof what, "Docker context '%s' (from %s)", name, from);
