@@ -10,15 +10,34 @@ SHAREDIR ?= $(PREFIX)/share/bottle
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 CC       ?= cc
-PKGS     := lua5.4 libcurl libcjson openssl yaml-0.1
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+UNAME_S  ?= $(shell uname -s)
 
-# lua-cjson ships only a versioned shared object (no -dev symlink); link it
-# directly so `require "cjson"` is preloaded rather than loaded from disk.
-LUA_LIBDIR := $(shell pkg-config --variable=libdir lua5.4 2>/dev/null)
-LUA_CJSON  ?= $(firstword $(wildcard $(LUA_LIBDIR)/liblua5.4-cjson.so.0 \
-                  $(LUA_LIBDIR)/liblua5.4-cjson.so /usr/local/lib/lua/5.4/cjson.so))
+# The Lua 5.4 pkg-config name differs by system. On a Mac it comes from
+# Homebrew's keg-only lua@5.4 (plain `lua` there is 5.5); when brew is there
+# the kegs' pkgconfig dirs (lua@5.4, curl and openssl@3 are keg-only) and
+# Homebrew's own are added to PKG_CONFIG_PATH. Make 3.81 (the Mac's) does
+# not pass exported variables to $(shell), so the path travels on each
+# pkg-config command line.
+PKG_CONFIG ?= pkg-config
+PKG_ENV  :=
+ifeq ($(UNAME_S),Darwin)
+LUA_PC   ?= lua5.4
+BREW     ?= $(shell command -v brew 2>/dev/null)
+BREW_KEGS ?= lua@5.4 curl openssl@3
+ifneq ($(BREW),)
+empty    :=
+BREW_PC  := $(foreach k,$(BREW_KEGS),$(addsuffix /lib/pkgconfig,$(shell $(BREW) --prefix $(k) 2>/dev/null))) \
+            $(addsuffix /lib/pkgconfig,$(shell $(BREW) --prefix 2>/dev/null))
+PKG_ENV  := PKG_CONFIG_PATH='$(subst $(empty) $(empty),:,$(strip $(BREW_PC) $(PKG_CONFIG_PATH)))'
+endif
+else ifeq ($(UNAME_S),FreeBSD)
+LUA_PC   ?= lua-5.4
+else
+LUA_PC   ?= lua5.4
+endif
+PKGS     := $(LUA_PC) libcurl libcjson openssl yaml-0.1
+PKG_CFLAGS := $(shell $(PKG_ENV) $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_ENV) $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 
 WARN     := -Wall -Wextra -Wshadow -Wformat=2 -Wno-unused-parameter
 CSTD     := -std=c11 -D_XOPEN_SOURCE=700 -D_DEFAULT_SOURCE -D_DARWIN_C_SOURCE
@@ -26,10 +45,7 @@ OPT      ?= -O2 -g
 CFLAGS   ?=
 CFLAGS   += $(CSTD) $(OPT) $(WARN) $(PKG_CFLAGS) -Iruntime \
             -DBOTTLE_VERSION='"$(VERSION)"' -DBOTTLE_SHAREDIR='"$(SHAREDIR)"'
-ifneq ($(LUA_CJSON),)
-CFLAGS   += -DHAVE_LUA_CJSON=1
-endif
-LDLIBS   += $(PKG_LIBS) $(LUA_CJSON) -lpthread -lm
+LDLIBS   += $(PKG_LIBS) -lpthread -lm
 
 # Pure C cores (no Lua): everything in runtime/ that is not a binding or the
 # host. They go into a static library the C unit tests link against.
@@ -44,11 +60,18 @@ BIND_OBJ := $(BIND_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/embed.o
 CTEST_SRC := $(wildcard tests/c/test_*.c)
 CTESTS   := $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test asan lint install clean deps check-c check-lua bench images run fuzz fuzz-build
-INIT_ALL := $(if $(wildcard runtime/init/*.c),$(BUILD)/bottle-init)
+.PHONY: all test asan lint install clean deps check-c check-lua bench images run fuzz fuzz-build pkg-check
+# bottle-init is a Linux container's PID 1: built and installed only on
+# Linux (the images build their own copy in a Linux build stage).
+INIT_ALL := $(if $(and $(filter Linux,$(UNAME_S)),$(wildcard runtime/init/*.c)),$(BUILD)/bottle-init)
 all: $(BUILD)/bottle $(INIT_ALL) $(CTESTS)
 
-$(BUILD)/obj/%.o: %.c $(wildcard runtime/*.h)
+# A missing library stops the build here, with pkg-config's own message,
+# instead of as a missing header in the first compile.
+pkg-check:
+	@$(PKG_ENV) $(PKG_CONFIG) --print-errors --exists $(PKGS)
+
+$(BUILD)/obj/%.o: %.c $(wildcard runtime/*.h) | pkg-check
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -161,20 +184,26 @@ run: all images
 install: $(BUILD)/bottle $(INIT_ALL)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SHAREDIR)
 	install -m 0755 $(BUILD)/bottle $(DESTDIR)$(PREFIX)/bin/bottle
+ifneq ($(INIT_ALL),)
 	install -m 0755 $(BUILD)/bottle-init $(DESTDIR)$(PREFIX)/bin/bottle-init
+endif
 	cp -R images $(DESTDIR)$(SHAREDIR)/
 
-# Installs every system package the build and the whole test suite need.
+# Installs every system package the build and the whole test suite need
+# (Debian), or what the build needs (Homebrew on a Mac).
 DEB_PKGS := build-essential pkg-config liblua5.4-dev libcurl4-openssl-dev libcjson-dev \
-	libssl-dev libyaml-dev lua-cjson lua-check cppcheck openssl curl git ca-certificates \
+	libssl-dev libyaml-dev lua-check cppcheck openssl curl git ca-certificates \
 	docker.io debootstrap busybox-static mitmproxy python3 python3-yaml iproute2 procps util-linux \
-	clang-14 libclang-rt-14-dev
+	clang clang-14 libclang-rt-14-dev
+BREW_PKGS := pkgconf lua@5.4 curl cjson openssl@3 libyaml
 deps:
 	@if command -v apt-get >/dev/null; then \
 	  missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	  if [ -n "$$missing" ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	  else echo "deps: all installed"; fi; \
+	elif command -v brew >/dev/null; then \
+	  brew install $(BREW_PKGS); \
 	else echo "deps: not a Debian system; install the equivalents of: $(DEB_PKGS)" >&2; fi
 
 clean:

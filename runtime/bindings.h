@@ -16,5 +16,7 @@ int luaopen_rt_ca(lua_State *L);
 int luaopen_rt_net(lua_State *L);
 int luaopen_rt_yaml(lua_State *L);
 int luaopen_rt_docker(lua_State *L);
+/* lua-cjson's API over libcJSON, preloaded as "cjson" (l_cjson.c). */
+int luaopen_cjson(lua_State *L);
 
 #endif

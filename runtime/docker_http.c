@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "log.h"
 
 #ifdef MSG_NOSIGNAL
@@ -35,7 +37,8 @@
 
 /* ---- errors ---- */
 
-static int vfail(struct docker *d, int status, const char *code, const char *fmt, va_list ap) {
+__attribute__((format(printf, 4, 0))) static int vfail(struct docker *d, int status, const char *code,
+                                                     const char *fmt, va_list ap) {
   va_list again;
   va_copy(again, ap);
   int n = vsnprintf(NULL, 0, fmt, ap);
@@ -174,19 +177,135 @@ const char *docker_errmsg(const struct docker *d) { return d->err ? d->err : "";
 int docker_status(const struct docker *d) { return d->status; }
 int docker_interrupted(const struct docker *d) { return d->interrupted; }
 
+/* A whole small file (config.json, meta.json) as a NUL-terminated string;
+ * NULL with errno set when it cannot be read. */
+static char *read_small(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f) return NULL;
+  struct buf b = {0};
+  b.max = 1 << 20;
+  char chunk[4096];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) buf_addn(&b, chunk, n);
+  int bad = ferror(f) || b.oom;
+  fclose(f);
+  if (bad) {
+    buf_free(&b);
+    errno = EIO;
+    return NULL;
+  }
+  return buf_take(&b, NULL);
+}
+
+/* The Docker CLI's config dir: $DOCKER_CONFIG, else ~/.docker. */
+static int config_dir(char *out, size_t outsz) {
+  const char *dir = getenv("DOCKER_CONFIG");
+  const char *home = getenv("HOME");
+  int n;
+  if (dir && *dir) n = snprintf(out, outsz, "%s", dir);
+  else if (home && *home) n = snprintf(out, outsz, "%s/.docker", home);
+  else return -1;
+  return n > 0 && (size_t)n < outsz ? 0 : -1;
+}
+
+/* The context the Docker CLI would use with DOCKER_HOST unset, as the CLI
+ * resolves it (cli/command/cli.go resolveContextName): DOCKER_CONTEXT, else
+ * "currentContext" in config.json; none, or "default", means the default
+ * socket. A config.json that does not parse is skipped, as the CLI only
+ * warns about it. Writes the name into out (empty: none); *from says where
+ * it came from. */
+static void context_name(const char *cfg, char *out, size_t outsz, const char **from) {
+  out[0] = '\0';
+  const char *env = getenv("DOCKER_CONTEXT");
+  if (env && *env) {
+    snprintf(out, outsz, "%s", env);
+    *from = "DOCKER_CONTEXT";
+    return;
+  }
+  char path[4096];
+  if (snprintf(path, sizeof path, "%s/config.json", cfg) >= (int)sizeof path) return;
+  char *text = read_small(path);
+  if (!text) return;
+  cJSON *root = cJSON_Parse(text);
+  free(text);
+  const cJSON *cur = cJSON_GetObjectItemCaseSensitive(root, "currentContext");
+  if (cJSON_IsString(cur) && cur->valuestring[0]) {
+    snprintf(out, outsz, "%s", cur->valuestring);
+    *from = "currentContext in config.json";
+  }
+  cJSON_Delete(root);
+}
+
+/* The socket path of a unix:// engine address; `what` names where the
+ * address came from in messages. */
+static int use_host(struct docker *d, const char *op, const char *host, const char *what, char *path,
+                    size_t pathsz) {
+  if (strncmp(host, "unix://", 7) != 0) {
+    const char *sep = strstr(host, "://");
+    int scheme = sep ? (int)(sep - host) : 0;
+    if (scheme > 16) scheme = 16;
+    return dh_fail_code(d, "EINVAL", "%s: %s %s%.*s%s: only unix:// sockets are supported", op, what,
+                        sep ? "uses " : "is not a unix:// address", scheme, host, sep ? "://" : "");
+  }
+  if (!host[7]) return dh_fail_code(d, "EINVAL", "%s: %s is unix:// with no socket path", op, what);
+  snprintf(path, pathsz, "%s", host + 7);
+  return 0;
+}
+
+/* The endpoint of the current Docker context (contexts/meta/<sha256 of the
+ * name>/meta.json, Endpoints.docker.Host, as the CLI's context store lays it
+ * out). 1 with the socket in path, 0 when no context applies, -1 on error. */
+static int context_socket(struct docker *d, const char *op, char *path, size_t pathsz) {
+  char cfg[4096], name[512];
+  const char *from = "";
+  if (config_dir(cfg, sizeof cfg) != 0) return 0;
+  context_name(cfg, name, sizeof name, &from);
+  if (!name[0] || strcmp(name, "default") == 0) return 0;
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  if (!EVP_Digest(name, strlen(name), md, &mdlen, EVP_sha256(), NULL))
+    return dh_fail_code(d, "EIO", "%s: cannot hash the Docker context name", op);
+  char hex[2 * EVP_MAX_MD_SIZE + 1];
+  for (unsigned int i = 0; i < mdlen; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+  char meta[4096 + 200];
+  snprintf(meta, sizeof meta, "%s/contexts/meta/%s/meta.json", cfg, hex);
+  char *text = read_small(meta);
+  if (!text)
+    return dh_fail_code(d, errno == ENOENT ? "ENOENT" : errno_name(errno),
+                        "%s: Docker context '%s' (from %s) not found: cannot read %s: %s", op, name, from, meta,
+                        strerror(errno));
+  cJSON *root = cJSON_Parse(text);
+  free(text);
+  const cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "Endpoints");
+  const cJSON *dk = cJSON_GetObjectItemCaseSensitive(eps, "docker");
+  const cJSON *host = cJSON_GetObjectItemCaseSensitive(dk, "Host");
+  int rc;
+  if (!root) {
+    rc = dh_fail_code(d, "EINVAL", "%s: Docker context '%s': %s is not valid JSON", op, name, meta);
+  } else if (!cJSON_IsString(host) || !host->valuestring[0]) {
+    /* the CLI cannot use such a context for the engine either */
+    rc = dh_fail_code(d, "EINVAL", "%s: Docker context '%s' (from %s) has no docker endpoint (%s)", op, name, from,
+                      meta);
+  } else {
+    char what[600];
+    snprintf(what, sizeof what, "Docker context '%s' (from %s)", name, from);
+    rc = use_host(d, op, host->valuestring, what, path, pathsz) < 0 ? -1 : 1;
+  }
+  cJSON_Delete(root);
+  return rc;
+}
+
+/* DOCKER_HOST, else the current Docker context's endpoint, else the default
+ * socket (Docker Desktop's per-user one when /var/run/docker.sock is
+ * absent). */
 static int resolve_socket(struct docker *d, const char *op) {
   const char *host = getenv("DOCKER_HOST");
   char path[4096];
+  int rc;
   if (host && *host) {
-    if (strncmp(host, "unix://", 7) != 0) {
-      const char *sep = strstr(host, "://");
-      int scheme = sep ? (int)(sep - host) : 0;
-      if (scheme > 16) scheme = 16;
-      return dh_fail_code(d, "EINVAL", "%s: DOCKER_HOST %s%.*s%s: only unix:// sockets are supported", op,
-                          sep ? "uses " : "is not a unix:// address", scheme, host, sep ? "://" : "");
-    }
-    if (!host[7]) return dh_fail_code(d, "EINVAL", "%s: DOCKER_HOST=unix:// names no socket path", op);
-    snprintf(path, sizeof path, "%s", host + 7);
+    if (use_host(d, op, host, "DOCKER_HOST", path, sizeof path) < 0) return -1;
+  } else if ((rc = context_socket(d, op, path, sizeof path)) != 0) {
+    if (rc < 0) return -1;
   } else {
     struct stat st;
     const char *home = getenv("HOME");

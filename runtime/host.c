@@ -27,10 +27,6 @@
 #include "log.h"
 #include "secret.h"
 
-#ifdef HAVE_LUA_CJSON
-int luaopen_cjson(lua_State *L);
-#endif
-
 /* ---- roots ------------------------------------------------------------ */
 
 #define MAX_ROOTS (HOST_MAX_LUA_DIRS + 40)
@@ -491,9 +487,7 @@ static const luaL_Reg preloads[] = {
     {"rt.net", luaopen_rt_net},
     {"rt.yaml", luaopen_rt_yaml},
     {"rt.docker", luaopen_rt_docker},
-#ifdef HAVE_LUA_CJSON
     {"cjson", luaopen_cjson},
-#endif
     {NULL, NULL},
 };
 

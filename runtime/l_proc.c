@@ -9,6 +9,7 @@
  * See docs/api.md. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -22,6 +23,7 @@
 #include "l_util.h"
 #include "host.h"
 #include "log.h"
+#include "pidinfo.h"
 #include "proc.h"
 #include "secret.h"
 #include "bgproc.h"
@@ -231,6 +233,20 @@ static int l_alive(lua_State *L) {
   return 1;
 }
 
+/* is_bottle(pid) -> true when pid is a live bottle process; false when it
+ * has exited or the pid now runs another program (pidinfo.h); nil, message,
+ * "ENOSYS" when the pid is alive but this system cannot say what it runs. */
+static int l_is_bottle(lua_State *L) {
+  lua_Integer pid = luaL_checkinteger(L, 1);
+  enum pid_state st = pid > 0 && pid <= INT_MAX ? pid_runs_bottle((pid_t)pid) : PID_GONE;
+  if (st == PID_UNKNOWN) {
+    lua_pushfstring(L, "cannot tell which program pid %I runs on this system", pid);
+    return lutil_fail(L, lua_tostring(L, -1), "ENOSYS");
+  }
+  lua_pushboolean(L, st == PID_RUNS);
+  return 1;
+}
+
 static int l_isatty(lua_State *L) {
   lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
   return 1;
@@ -380,6 +396,7 @@ static const luaL_Reg proc_funcs[] = {
     {"fd_count", l_fd_count},
     {"isatty", l_isatty},
     {"alive", l_alive},
+    {"is_bottle", l_is_bottle},
     {NULL, NULL},
 };
 

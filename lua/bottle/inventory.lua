@@ -73,14 +73,20 @@ function M.read_meta(text)
   return meta
 end
 
--- The pid in metadata.json still runs bottle.
+-- The pid in metadata.json still runs bottle: alive, and its executable is
+-- bottle (a pid the system has given to another program since is a crashed
+-- launch). Where the system cannot say what a pid runs, a live pid counts as
+-- the owner, so cleanup never removes a launch that may still run.
 local function owner_alive(meta)
   local pid = meta and math.tointeger(meta.pid)
-  if not pid or not proc.alive(pid) then
+  if not pid then
     return false
   end
-  local cmdline = fs.read("/proc/" .. pid .. "/cmdline")
-  return cmdline == nil or cmdline:find("bottle", 1, true) ~= nil
+  local yes = proc.is_bottle(pid)
+  if yes == nil then
+    return proc.alive(pid)
+  end
+  return yes
 end
 
 --- Everything bottle-made on this machine, by slug.

@@ -1,6 +1,7 @@
 --- JSON with a stable key order, for the plan and `--json` outputs.
 --
--- Decoding is lua-cjson's. Encoding walks the value itself so that object
+-- Decoding is cjson's (runtime/l_cjson.c: lua-cjson's API over libcJSON).
+-- Encoding walks the value itself so that object
 -- keys come out sorted (diffable output) and an empty list can be told from
 -- an empty object: mark lists with json.array(t) (objects are the default
 -- for empty tables). Scalars are encoded by cjson.
@@ -17,7 +18,7 @@ end
 
 M.null = cjson.null
 
--- lua-cjson escapes "/" as "\/"; valid but noisy in paths. A "\/" in its
+-- cjson escapes "/" as "\/" (as lua-cjson does); valid but noisy in paths. A "\/" in its
 -- output is always that escape (a real backslash is "\\" and every "/" is
 -- escaped), so undoing it is safe.
 local function scalar(v)

@@ -70,3 +70,29 @@ end }
   A.contains(r.stderr, "error: failed with ***")
   A.not_contains(r.stderr .. r.stdout, "sekrit-7f3a9")
 end)
+
+test("is_bottle: this binary is bottle; a pid running another program is not, whatever its argv", function()
+  A.eq(proc.is_bottle(proc.getpid()), true)
+  A.eq(proc.is_bottle(0), false)
+  A.eq(proc.is_bottle(-5), false)
+  if not proc.which("bash") then
+    A.skip("bash is not installed")
+  end
+  -- argv[0] says bottle; the executable is sleep
+  local bg = assert(proc.spawn({ argv = { "bash", "-c", "exec -a bottle sleep 30" } }))
+  local pid = bg:pid()
+  local deadline = os.time() + 5
+  local has_proc = fs.read("/proc/self/cmdline") ~= nil
+  local cmdline
+  repeat
+    proc.run({ argv = { "sleep", "0.05" } })
+    cmdline = has_proc and fs.read("/proc/" .. pid .. "/cmdline") or nil
+  until not has_proc or (cmdline and cmdline:find("^bottle%z30")) or os.time() > deadline
+  A.eq(bg:wait(0), nil, "the other program still runs")
+  if cmdline then
+    A.match(cmdline, "^bottle%z30", "its command line says bottle")
+  end
+  A.eq(proc.is_bottle(pid), false)
+  bg:stop(0)
+  A.eq(proc.is_bottle(pid), false, "exited and reaped")
+end)
