@@ -37,15 +37,23 @@ LUA_PC   ?= lua5.4
 endif
 PKGS     := $(LUA_PC) libcurl libcjson openssl yaml-0.1
 PKG_CFLAGS := $(shell $(PKG_ENV) $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell $(PKG_ENV) $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+# libcurl is not linked into bottle: runtime/curl_dl.c dlopens it when a
+# command first talks to the engine. Only the C tests that call it link it.
+PKG_LIBS   := $(shell $(PKG_ENV) $(PKG_CONFIG) --libs $(filter-out libcurl,$(PKGS)) 2>/dev/null)
+CURL_LIBS  := $(shell $(PKG_ENV) $(PKG_CONFIG) --libs libcurl 2>/dev/null)
+CURL_LIBDIR := $(shell $(PKG_ENV) $(PKG_CONFIG) --variable=libdir libcurl 2>/dev/null)
+# dlopen is in libc on macOS and glibc >= 2.34; older glibc needs -ldl.
+NEED_LDL   := $(shell printf '\043include <dlfcn.h>\nint main(void){return dlopen(0,0)==0;}\n' | \
+                $(CC) -x c -o /dev/null - 2>/dev/null || echo -ldl)
 
 WARN     := -Wall -Wextra -Wshadow -Wformat=2 -Wno-unused-parameter
 CSTD     := -std=c11 -D_XOPEN_SOURCE=700 -D_DEFAULT_SOURCE -D_DARWIN_C_SOURCE
 OPT      ?= -O2 -g
 CFLAGS   ?=
 CFLAGS   += $(CSTD) $(OPT) $(WARN) $(PKG_CFLAGS) -Iruntime \
-            -DBOTTLE_VERSION='"$(VERSION)"' -DBOTTLE_SHAREDIR='"$(SHAREDIR)"'
-LDLIBS   += $(PKG_LIBS) -lpthread -lm
+            -DBOTTLE_VERSION='"$(VERSION)"' -DBOTTLE_SHAREDIR='"$(SHAREDIR)"' \
+            -DBOTTLE_LIBCURL_DIR='"$(CURL_LIBDIR)"'
+LDLIBS   += $(PKG_LIBS) $(NEED_LDL) -lpthread -lm
 
 # Pure C cores (no Lua): everything in runtime/ that is not a binding or the
 # host. They go into a static library the C unit tests link against.
@@ -111,7 +119,7 @@ $(BUILD)/tests/test_init%: tests/c/test_init%.c $(INIT_SRC) $(wildcard runtime/i
 $(BUILD)/tests/test_docker: tests/c/test_docker.c tests/c/docker_testapi.c tests/c/docker_testapi.h \
                             $(BUILD)/libcore.a tests/c/tap.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/c $(LDFLAGS) -o $@ tests/c/test_docker.c tests/c/docker_testapi.c $(BUILD)/libcore.a $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests/c $(LDFLAGS) -o $@ tests/c/test_docker.c tests/c/docker_testapi.c $(BUILD)/libcore.a $(LDLIBS) $(CURL_LIBS)
 
 $(BUILD)/tests/%: tests/c/%.c $(BUILD)/libcore.a tests/c/tap.h
 	@mkdir -p $(dir $@)

@@ -41,7 +41,10 @@
 struct docker;
 
 /* `pending_signal` may be NULL; it returns a signal number to give up, else 0. */
+/* libcurl is loaded on the first call; NULL when it cannot be (or out of
+ * memory), docker_new_error() then says why in one line. */
 struct docker *docker_new(int (*pending_signal)(void));
+const char *docker_new_error(void);
 void docker_free(struct docker *d);
 /* Drops the connection and the negotiated version. */
 void docker_reset(struct docker *d);

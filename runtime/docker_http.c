@@ -25,6 +25,7 @@
 
 #include <openssl/evp.h>
 
+#include "curl_dl.h"
 #include "log.h"
 
 #ifdef MSG_NOSIGNAL
@@ -144,12 +145,13 @@ int dh_nap(struct docker *d, int ms) {
 
 /* ---- connection ---- */
 
+const char *docker_new_error(void) {
+  const char *e = curl_dl_error();
+  return *e ? e : "out of memory";
+}
+
 struct docker *docker_new(int (*pending_signal)(void)) {
-  static int curl_ready;
-  if (!curl_ready) {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return NULL;
-    curl_ready = 1;
-  }
+  if (curl_dl_load() != 0) return NULL;
   struct docker *d = calloc(1, sizeof *d);
   if (d) d->pending_signal = pending_signal;
   return d;

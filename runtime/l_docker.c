@@ -24,7 +24,7 @@ static struct docker *conn(lua_State *L) {
   struct docker **d = lua_touserdata(L, lua_upvalueindex(1));
   if (!*d) {
     *d = docker_new(host_pending_signal);
-    if (!*d) luaL_error(L, "docker: cannot initialise libcurl");
+    if (!*d) luaL_error(L, "docker: %s", docker_new_error());
   }
   return *d;
 }
