@@ -172,6 +172,7 @@ lint:
 
 bench: all
 	BUILD=$(BUILD) bench/run
+	BUILD=$(BUILD) bench/launch
 
 # The sidecar and agent images (docker build; needs registry access). Each is
 # built only when the engine does not have it yet.

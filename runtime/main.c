@@ -37,6 +37,25 @@ static int collect_lua_dirs(int argc, char **argv, struct host_opts *o) {
   return 0;
 }
 
+/* Peak RSS of this address space in KiB, or -1. Linux's ru_maxrss is kept
+ * across execve, so it reports the process that exec'd bottle when that
+ * one was bigger (a forked Python, say); VmHWM starts afresh with the new
+ * image. */
+static long own_peak_rss_kb(void) {
+#ifdef __linux__
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  long kb = -1;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
+  fclose(f);
+  return kb;
+#else
+  return -1;
+#endif
+}
+
 /* BOTTLE_STATS=1: bottle's own cost on stderr at exit (children excluded),
  * for bench/launch. */
 static void print_stats(void) {
@@ -49,7 +68,8 @@ static void print_stats(void) {
 #ifdef __APPLE__
   long rss_kb = (long)(ru.ru_maxrss / 1024); /* bytes there, KiB on Linux */
 #else
-  long rss_kb = (long)ru.ru_maxrss;
+  long rss_kb = own_peak_rss_kb();
+  if (rss_kb < 0) rss_kb = (long)ru.ru_maxrss;
 #endif
   fprintf(stderr, "bottle-stats: cpu_us=%ld maxrss_kb=%ld\n", cpu_us, rss_kb);
 }
