@@ -11,7 +11,6 @@
 local docker = require("rt.docker")
 local fs = require("rt.fs")
 local proc = require("rt.proc")
-local time = require("rt.time")
 local json = require("bottle.json")
 local paths = require("bottle.paths")
 local names = require("bottle.names")
@@ -209,21 +208,6 @@ local function sorted(found)
   return list
 end
 
-local function age(created)
-  if not created then
-    return "?"
-  end
-  local s = math.max(0, time.wall() - created)
-  if s < 120 then
-    return s .. "s"
-  elseif s < 7200 then
-    return (s // 60) .. "m"
-  elseif s < 172800 then
-    return (s // 3600) .. "h"
-  end
-  return (s // 86400) .. "d"
-end
-
 local function has_resources(e)
   return #e.containers + #e.networks + #e.guests > 0
 end
@@ -288,7 +272,7 @@ function M.ls(opts, env)
     "DAEMONS"))
   for _, e in ipairs(rows) do
     io.stdout:write(string.format("%-28s %-13s %-10s %-5s %-9s %s\n", e.slug, e.backend or "?", e.agent or "?",
-      age(e.created), e.live and "running" or "orphaned", table.concat(e.daemons, ",")))
+      ui.age(e.created), e.live and "running" or "orphaned", table.concat(e.daemons, ",")))
   end
   return code
 end

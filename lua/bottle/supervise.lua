@@ -45,17 +45,7 @@ local function iso_now()
 end
 
 local function age(iso)
-  local t = epoch(iso)
-  if not t then
-    return "?"
-  end
-  local s = math.max(0, time.wall() - t)
-  if s < 120 then
-    return s .. "s"
-  elseif s < 7200 then
-    return (s // 60) .. "m"
-  end
-  return (s // 3600) .. "h"
+  return ui.age(epoch(iso))
 end
 
 local function read_json(path)

@@ -114,6 +114,25 @@ function M.confirm(question)
   return answer == "y" or answer == "yes"
 end
 
+--- A short age ("42s", "5m", "3h", "2d") of a time in epoch seconds, for
+--- listings (`bottle ls`, `bottle supervise`); "?" when unknown.
+---@param since integer|nil
+---@return string
+function M.age(since)
+  if not since then
+    return "?"
+  end
+  local s = math.max(0, time.wall() - since)
+  if s < 120 then
+    return s .. "s"
+  elseif s < 7200 then
+    return (s // 60) .. "m"
+  elseif s < 172800 then
+    return (s // 3600) .. "h"
+  end
+  return (s // 86400) .. "d"
+end
+
 ---@return boolean true when stdin and stderr are a terminal (prompts can be asked)
 function M.interactive()
   return proc.isatty(0) and proc.isatty(2)
