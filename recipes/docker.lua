@@ -1,7 +1,7 @@
 -- The docker recipe: the agent in a container with no network at all,
 -- whose only way out is its sidecar bundle's unix sockets, mounted into it
 -- and relayed to its own loopback: the same boundary as the smolmachines
--- VM (SPEC §7.5). The bundle has an ordinary bridge for its own upstream
+-- VM. The bundle has an ordinary bridge for its own upstream
 -- traffic; nothing is published on the host. The container itself is the
 -- backend bottle.target.docker (lua/bottle/target/).
 --

@@ -1,5 +1,5 @@
 -- The default recipe: the agent in a smolvm microVM, reaching the network
--- only through a per-bottle sidecar bundle of proxies (SPEC §7).
+-- only through a per-bottle sidecar bundle of proxies.
 --
 -- Each step below creates resources and registers their cleanup at once, so
 -- an error or a signal anywhere unwinds exactly what exists, newest first:

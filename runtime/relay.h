@@ -1,7 +1,7 @@
 /* relay.h: unix socket -> TCP relays. Pure C, no Lua, no libraries.
  *
  * A guest reaches its bundle only through unix sockets in the launch's
- * state dir (SPEC §7). Each route listens on one socket path and forwards
+ * state dir. Each route listens on one socket path and forwards
  * every connection to one TCP address. bottle-init serves the routes inside
  * the bundle (`bottle-init relay`, to the daemons' ports); bottle itself
  * serves them on the host (`bottle __relay`, to the bundle's published

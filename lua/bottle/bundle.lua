@@ -1,5 +1,4 @@
---- The sidecar bundle's container spec and its network (SPEC §6, §7 step 2
---- and 4). docs/bundle.md is the contract with what runs inside.
+--- The sidecar bundle's container spec and its network. docs/bundle.md is the contract with what runs inside.
 local defaults = require("bottle.defaults")
 local errors = require("bottle.errors")
 local names = require("bottle.names")
@@ -147,7 +146,7 @@ function M.publish(plan, daemons)
   return out
 end
 
---- Where the guest meets its bundle (SPEC §7): one unix socket per service
+--- Where the guest meets its bundle: one unix socket per service
 --- the guest dials: the agent-facing hop, git-gate and supervise when they
 --- run. `host` is the socket in the state dir, `guest` where the guest sees
 --- it, `guest_port` the loopback port the guest-side relay listens on (the

@@ -20,7 +20,7 @@ M.ALLOWLIST = {
 
 M.IMAGES = { agent = "bottle-agent:latest", sidecars = "bottle-sidecars:latest" }
 
---- Container ports of the bundle's daemons (SPEC §6).
+--- Container ports of the bundle's daemons.
 M.PORTS = { egress = 9099, pipelock = 8888, ["git-gate"] = 9418, supervise = 9100 }
 
 --- The agent's command in the guest; the system prompt flag is added by

@@ -1,6 +1,6 @@
 --- The bottle's `env`: literals, host variables and values asked at launch.
 --
--- Forms (SPEC §5.1): "${NAME}" as the whole value copies the host variable
+-- Forms (docs/manifests.md): "${NAME}" as the whole value copies the host variable
 -- NAME (missing is an error naming it); "?" or "?question" is asked on the
 -- terminal at launch without echo (or, without a terminal, taken from
 -- BOTTLE_ASK_<NAME> or the file BOTTLE_ASK_<NAME>_FILE names); anything else

@@ -1,7 +1,7 @@
 --- The hop-order policy: which proxies sit in the agent's HTTP(S) path, in
 --- order, the first being the agent-facing one (the port the agent dials).
 --
--- Default (SPEC §7 step 6): a bottle that declares egress routes sends the
+-- Default: a bottle that declares egress routes sends the
 -- agent to egress (which swaps placeholders for real credentials) and egress
 -- forwards through pipelock (allowlist, TLS inspection, DLP) to the
 -- internet. Without declared routes there is nothing to inject, so the

@@ -1,4 +1,4 @@
---- The launch steps every recipe shares (SPEC §7): preflight, state dir,
+--- The launch steps every recipe shares: preflight, state dir,
 --- network, CAs, bundle, readiness, the guest and provisioning.
 --
 -- The plan (bottle.plan) is decided before anything exists and never

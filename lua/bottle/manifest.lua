@@ -1,7 +1,7 @@
 --- Bottle and agent manifests: discovery, parsing, validation, merging.
 --
 -- A manifest is Markdown with a YAML frontmatter block between `---` lines
--- (SPEC §5). Bottles (infrastructure policy: env, egress routes, git-gate,
+-- (docs/manifests.md). Bottles (infrastructure policy: env, egress routes, git-gate,
 -- supervise) are trusted configuration and are only ever read from the
 -- user's config dir; a repository's ./.bottle/bottles is never read. Agents
 -- (persona: prompt, skills, default bottle, git identity) come from the user
@@ -357,7 +357,7 @@ local function overlay(base, top)
   return out
 end
 
---- Merges child over parent (SPEC §5.1): env per key (child wins); egress,
+--- Merges child over parent: env per key (child wins); egress,
 --- git-gate.repos, supervise and provision replaced wholesale when the
 --- child declares them (an explicit empty value clears); git-gate.user and
 --- images per field.

@@ -1,4 +1,4 @@
---- Names and labels of everything a launch creates (SPEC §6).
+--- Names and labels of everything a launch creates.
 --
 -- Every resource carries io.bottle.slug and io.bottle.role, and `bottle ls`
 -- and `bottle cleanup` find resources by those labels, never by name. This

@@ -1,4 +1,4 @@
---- Where bottle keeps things (SPEC §4), from the XDG variables in ctx.env.
+--- Where bottle keeps things, from the XDG variables in ctx.env.
 local M = {}
 
 local function home(env)

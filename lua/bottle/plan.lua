@@ -1,4 +1,4 @@
---- The plan: everything decided before any resource exists (SPEC §7 step 1).
+--- The plan: everything decided before any resource exists.
 --
 -- plan.build reads manifests and the host environment and returns a table
 -- describing the launch: slug, hops, routes and token slots, the bundle
@@ -23,7 +23,7 @@ local json = require("bottle.json")
 
 local M = {}
 
---- Guest paths of the CA the ca step installs (SPEC §8).
+--- Guest paths of the CA the ca step installs.
 M.GUEST_CA = "/usr/local/share/ca-certificates/bottle-mitm.crt"
 M.GUEST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 M.PROMPT_FILE = "/home/node/.bottle-prompt.txt"
@@ -121,7 +121,7 @@ end
 
 -- Routes the bottle(s) declare, with token slots: the first authenticated
 -- route naming token_ref X gets EGRESS_TOKEN_<n>, later ones naming X share
--- it; routes without auth get none (SPEC §5.1).
+-- it; routes without auth get none.
 local function routes_and_slots(declared, host_env)
   local routes, slots, slot_of = {}, {}, {}
   for i, r in ipairs(declared) do
@@ -592,7 +592,7 @@ local function names_of(list)
   return out
 end
 
---- The plan as the JSON object of SPEC §7.6 (names only, never values).
+--- The plan as the `--dry-run --json` object (names only, never values).
 function M.to_json(plan)
   local routes = json.array()
   for _, r in ipairs(plan.egress_table) do

@@ -1,4 +1,4 @@
---- The per-launch config files, as text (SPEC §7 step 1). Nothing here
+--- The per-launch config files, as text. Nothing here
 --- touches the disk: plan.materialize writes them into the state dir.
 --
 -- No file rendered here ever holds a secret value: the egress table names

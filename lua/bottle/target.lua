@@ -1,5 +1,5 @@
 --- The backend seam: what a backend implements so a recipe can run the
---- agent in it (SPEC §7, §7.5).
+--- agent in it.
 --
 -- A backend is one module, `bottle.target.<name>` (lua/bottle/target/
 -- <name>.lua), returned through target.define. It has module functions,

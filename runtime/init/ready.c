@@ -24,7 +24,7 @@
 
 #include "init.h"
 
-/* SPEC §6; egress, git-gate and supervise read their port from the env
+/* egress, git-gate and supervise read their port from the env
  * bottle-init passes on, pipelock's is fixed on its command line. */
 /* relay listens on no port: its sockets answering is its readiness. */
 static const int default_ports[INIT_DAEMON_COUNT] = {9099, 8888, 9418, 9100, -1};

@@ -1,5 +1,5 @@
 /* relay_mode.c: `bottle-init relay`, the bundle's side of the guest's
- * sockets (SPEC §7, docs/bundle.md).
+ * sockets (docs/bundle.md).
  *
  * bottle-init starts it as the daemon `relay` (its default command is
  * `bottle-init relay`), after the others. Without arguments the routes come

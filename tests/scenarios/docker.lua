@@ -1,4 +1,4 @@
--- Scenarios for the docker recipe (SPEC §7.5): the agent container has no
+-- Scenarios for the docker recipe: the agent container has no
 -- network; its bundle's sockets, mounted into it, are its only way out.
 
 local TOKEN = "ghp-docker-scenario-4e1d77"

@@ -1,4 +1,4 @@
--- Scenarios for the smolmachines recipe (SPEC §7, §8): the launch against
+-- Scenarios for the smolmachines recipe: the launch against
 -- scripted fake docker and smolvm drivers.
 
 local TOKEN = "ghp-scenario-token-7f3a91"

@@ -1,4 +1,4 @@
---- The docker backend: the agent in a container (SPEC §7.5).
+--- The docker backend: the agent in a container.
 --
 -- Implements bottle.target (read lua/bottle/target.lua for the interface)
 -- through the Engine API. Files go in through exec stdin (`cat > path`,

@@ -1,4 +1,4 @@
---- The smolmachines backend: the agent in a smolvm microVM (SPEC §7).
+--- The smolmachines backend: the agent in a smolvm microVM.
 --
 -- Implements bottle.target (read lua/bottle/target.lua for the interface)
 -- over the smolvm CLI driver in bottle.smolvm. Every exec passes the guest

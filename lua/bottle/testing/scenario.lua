@@ -1,5 +1,5 @@
 --- `bottle test`: scripted scenarios that drive a recipe against fake
---- docker and smolvm drivers (SPEC §11).
+--- docker and smolvm drivers (docs/recipes.md).
 --
 -- A scenario file registers cases with scenario(name, fn). fn gets `t`;
 -- t:run{...} launches a recipe with the fakes in place and returns what
