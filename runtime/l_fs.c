@@ -59,6 +59,13 @@ static int mkdir_p(char *path, mode_t mode) {
   return 0;
 }
 
+/* Closes fd (a failure path) and reports `e` as fail() does. */
+static int fail_closing(lua_State *L, int fd, const char *what, const char *path, int e) {
+  close(fd);
+  errno = e;
+  return fail(L, what, path);
+}
+
 /* mkdir_p(path [, mode=0755]): the last component gets `mode` (even when it
  * already exists, so a state dir is always 0700); parents get 0755. */
 static int l_mkdir_p(lua_State *L) {
@@ -83,20 +90,10 @@ static int l_write(lua_State *L) {
     return luaL_argerror(L, 1, "path too long");
   int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 0777);
   if (fd < 0) return fail(L, "write", path);
-  const char *p = data;
-  size_t left = len;
-  while (left > 0) {
-    ssize_t w = write(fd, p, left);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      close(fd);
-      unlink(tmp);
-      errno = e;
-      return fail(L, "write", path);
-    }
-    p += w;
-    left -= (size_t)w;
+  if (write_all(fd, data, len) < 0) {
+    int e = errno;
+    unlink(tmp);
+    return fail_closing(L, fd, "write", path, e);
   }
   /* umask may have narrowed the mode; set exactly what was asked. */
   if (fchmod(fd, mode) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
@@ -120,18 +117,9 @@ static int l_overwrite(lua_State *L) {
   if (fd < 0) return fail(L, "overwrite", path);
   struct stat st;
   int bad = fstat(fd, &st) < 0 ? errno : (S_ISREG(st.st_mode) ? 0 : EINVAL);
-  if (bad) {
-    int e = bad;
-    close(fd);
-    errno = e;
-    return fail(L, "overwrite", path);
-  }
-  if (ftruncate(fd, 0) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0) {
-    int e = errno;
-    close(fd);
-    errno = e;
-    return fail(L, "overwrite", path);
-  }
+  if (bad) return fail_closing(L, fd, "overwrite", path, bad);
+  if (ftruncate(fd, 0) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0)
+    return fail_closing(L, fd, "overwrite", path, errno);
   if (close(fd) < 0) return fail(L, "overwrite", path);
   lua_pushboolean(L, 1);
   return 1;
@@ -152,12 +140,7 @@ static int l_append(lua_State *L) {
   do
     w = write(fd, data, len);
   while (w < 0 && errno == EINTR);
-  if (w < 0 || (size_t)w != len) {
-    int e = w < 0 ? errno : EIO;
-    close(fd);
-    errno = e;
-    return fail(L, "append", path);
-  }
+  if (w < 0 || (size_t)w != len) return fail_closing(L, fd, "append", path, w < 0 ? errno : EIO);
   if (close(fd) < 0) return fail(L, "append", path);
   lua_pushboolean(L, 1);
   return 1;
@@ -190,12 +173,7 @@ static int l_lock(lua_State *L) {
   if (fd < 0) return fail(L, "lock", path);
   for (lua_Integer waited = 0;; waited += 20) {
     if (flock(fd, LOCK_EX | LOCK_NB) == 0) break;
-    if (errno != EWOULDBLOCK && errno != EINTR) {
-      int e = errno;
-      close(fd);
-      errno = e;
-      return fail(L, "lock", path);
-    }
+    if (errno != EWOULDBLOCK && errno != EINTR) return fail_closing(L, fd, "lock", path, errno);
     if (waited >= timeout) {
       close(fd);
       lua_pushfstring(L, "lock %s: still taken after %d ms", path, (int)timeout);
@@ -215,13 +193,6 @@ static const char *file_kind(mode_t m) {
   if (S_ISBLK(m)) return "a block device";
   if (S_ISSOCK(m)) return "a socket";
   return "not a regular file";
-}
-
-static int read_fail(lua_State *L, int fd, const char *path) {
-  int e = errno;
-  close(fd);
-  errno = e;
-  return fail(L, "read", path);
 }
 
 static const char *const read_fields[] = {"max", NULL};
@@ -248,7 +219,7 @@ static int l_read(lua_State *L) {
   if (fd < 0) return fail(L, "read", path);
   if (max >= 0) {
     struct stat st;
-    if (fstat(fd, &st) < 0) return read_fail(L, fd, path);
+    if (fstat(fd, &st) < 0) return fail_closing(L, fd, "read", path, errno);
     if (!S_ISREG(st.st_mode)) {
       close(fd);
       lua_pushnil(L);
@@ -264,7 +235,7 @@ static int l_read(lua_State *L) {
       return 3;
     }
     int flags = fcntl(fd, F_GETFL);
-    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) return read_fail(L, fd, path);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) return fail_closing(L, fd, "read", path, errno);
   }
   luaL_Buffer b;
   luaL_buffinit(L, &b);
@@ -278,7 +249,7 @@ static int l_read(lua_State *L) {
     ssize_t r = read(fd, dst, want);
     if (r < 0) {
       if (errno == EINTR) continue;
-      return read_fail(L, fd, path);
+      return fail_closing(L, fd, "read", path, errno);
     }
     if (r == 0) break;
     luaL_addsize(&b, (size_t)r);
