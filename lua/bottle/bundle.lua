@@ -121,26 +121,13 @@ function M.daemons(plan)
   return out
 end
 
---- Container ports published on host loopback: for plan.access "publish"
---- the agent-facing hop, plus git-gate and supervise when they run; for
---- sockets served by bottle ("host" mode) the sockets' ports; else none.
-function M.publish(plan, daemons)
-  if plan.sockets then
-    local out = {}
-    if plan.socket_mode == "host" then
-      for _, sk in ipairs(plan.sockets) do
-        out[#out + 1] = sk.port
-      end
-    end
-    return out
-  end
-  if plan.access ~= "publish" then
-    return {}
-  end
-  local out = { defaults.PORTS[plan.hops[1]] }
-  for _, d in ipairs(daemons) do
-    if d == "git-gate" or d == "supervise" then
-      out[#out + 1] = defaults.PORTS[d]
+--- Container ports published on host loopback: the sockets' ports when
+--- bottle itself relays the guest's sockets (socket mode "host"), else none.
+function M.publish(plan)
+  local out = {}
+  if plan.sockets and plan.socket_mode == "host" then
+    for _, sk in ipairs(plan.sockets) do
+      out[#out + 1] = sk.port
     end
   end
   return out
@@ -256,9 +243,9 @@ function M.spec(plan)
     image = plan.images.sidecars,
     network = names.resource("network", plan.slug),
     daemons = daemons,
-    -- Host ports only where the guest (plan.access "publish") or bottle's
-    -- own socket relay (socket mode "host") reaches the bundle through them.
-    publish = M.publish(plan, daemons),
+    -- Host ports only where bottle's own socket relay (socket mode "host")
+    -- reaches the bundle through them.
+    publish = M.publish(plan),
     env = env,
     volumes = volumes,
     labels = names.labels(plan, "bundle", { [names.LABEL.daemons] = table.concat(daemons, ",") }),

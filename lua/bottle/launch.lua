@@ -214,7 +214,7 @@ end
 
 --- Creates and starts the sidecar bundle on rec.networks[opts.network];
 --- registers its removal; records rec.bundle.
----@param opts table { network = key, aliases = bool, upstream = key (a second network) }
+---@param opts table { network = key }
 function M.bundle(ctx, rec, opts)
   local plan = rec.plan
   local spec = plan.bundle
@@ -230,8 +230,6 @@ function M.bundle(ctx, rec, opts)
     labels = spec.labels,
     network = main.name,
     ip = main.ip,
-    aliases = opts.aliases and spec.daemons or nil,
-    networks = opts.upstream and { { name = rec.networks[opts.upstream].name } } or nil,
     binds = binds,
     publish = #spec.publish > 0 and publish_list(spec.publish) or nil,
     extra_hosts = #plan.extra_hosts > 0 and plan.extra_hosts or nil,
@@ -328,33 +326,24 @@ function M.daemon_of(port)
   return tostring(port)
 end
 
---- The addresses the guest dials, for the plan's access mode: its own
---- loopback, relayed to its bundle's sockets ("sockets"), host loopback
---- ports ("publish") or the bundle's names on a shared network
---- ("network"). The agent-facing hop (plan.hops[1]) carries HTTP(S).
+--- The addresses the guest dials: its own loopback, where the relay step
+--- serves its bundle's sockets at the daemons' ports. The agent-facing hop
+--- (plan.hops[1]) carries HTTP(S).
 ---@return table { proxy, git_gate, supervise } (nil for a daemon not running)
 function M.urls(rec)
   local plan = rec.plan
-  local running = {}
-  for _, d in ipairs(plan.bundle.daemons) do
-    running[d] = true
+  if plan.access ~= "sockets" then
+    errors.raise(string.format("backend %s: unknown access mode %s (a guest reaches its bundle through its " ..
+      "sockets)", plan.backend, tostring(plan.access)))
   end
-  local function addr(daemon)
-    local port = defaults.PORTS[daemon]
-    if plan.access == "publish" then
-      return "127.0.0.1:" .. must(rec.host_ports[port], "no host port for " .. daemon)
-    elseif plan.access == "sockets" then
-      return "127.0.0.1:" .. port -- the guest-side relay's loopback port
-    elseif plan.access == "network" then
-      return daemon .. ":" .. port
-    end
-    errors.raise(string.format("backend %s: unknown access mode %s", plan.backend, tostring(plan.access)))
+  local by_service = {}
+  for _, sk in ipairs(plan.sockets) do
+    by_service[sk.service] = "127.0.0.1:" .. sk.guest_port
   end
-  local facing = plan.hops[1]
   return {
-    proxy = "http://" .. addr(facing),
-    git_gate = running["git-gate"] and ("git://" .. addr("git-gate")) or nil,
-    supervise = running.supervise and ("http://" .. addr("supervise") .. "/") or nil,
+    proxy = "http://" .. by_service[plan.hops[1]],
+    git_gate = by_service["git-gate"] and ("git://" .. by_service["git-gate"]) or nil,
+    supervise = by_service.supervise and ("http://" .. by_service.supervise .. "/") or nil,
   }
 end
 
