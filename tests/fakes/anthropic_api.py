@@ -19,10 +19,9 @@ Serves HTTPS (HTTP/1.1) with CERT and KEY on BIND (default 127.0.0.1):
   (the query string is ignored, Claude Code sends `?beta=true`): 404
   not_found_error; no `anthropic-version` header, a body that is not a
   JSON object, or one without a required field: 400
-  invalid_request_error; a body over 32 MB: 413 request_too_large.
-  Errors have the API's shape, {"type": "error", "error": {"type": ...,
-  "message": ...}, "request_id": ...}; every answer carries a
-  `request-id` header.
+  invalid_request_error. Errors have the API's shape, {"type": "error",
+  "error": {"type": ..., "message": ...}, "request_id": ...}; every
+  answer carries a `request-id` header.
 - GET /ready: 200 `ready`. The stand-in's own, not the API's: for tests
   to poll; not recorded and needs no credential.
 
@@ -44,7 +43,6 @@ import threading
 
 REPLY = os.environ.get("ANTHROPIC_STANDIN_REPLY") or "hi from the stand-in API"
 RECORD_BODY = os.environ.get("ANTHROPIC_STANDIN_RECORD_BODY") == "1"
-MAX_BODY = 32 * 1024 * 1024  # the API's own limit for the Messages API
 record_lock = threading.Lock()
 
 
@@ -95,12 +93,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     return raw
                 raw += self.rfile.read(size)
                 self.rfile.readline()
-                if len(raw) > MAX_BODY:
-                    raise ApiError(413, "request_too_large", "Request exceeds the maximum allowed number of bytes.")
         length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            self.close_connection = True
-            raise ApiError(413, "request_too_large", "Request exceeds the maximum allowed number of bytes.")
         return self.rfile.read(length) if length else b""
 
     def _record(self, status, body_json, raw):
