@@ -307,7 +307,7 @@ local function remove(env, e)
     try(g.kind .. " " .. g.name, target.load(g.backend).remove(env, g))
   end
   for _, c in ipairs(e.containers) do
-    try("container " .. c.name, docker.container_remove(c.id, { force = true }))
+    try("container " .. c.name, docker.container_remove(c.id, { force = true, volumes = true }))
   end
   for _, n in ipairs(e.networks) do
     try("network " .. n.name, docker.network_remove(n.id))

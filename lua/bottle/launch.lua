@@ -235,7 +235,7 @@ function M.bundle(ctx, rec, opts)
     extra_hosts = #plan.extra_hosts > 0 and plan.extra_hosts or nil,
   }))
   ctx.scope:defer(function()
-    must(docker.container_remove(id, { force = true }))
+    must(docker.container_remove(id, { force = true, volumes = true }))
   end)
   must(docker.container_start(id))
   rec.bundle = { id = id, name = spec.name }

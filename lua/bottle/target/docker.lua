@@ -84,7 +84,7 @@ function C:create()
   }))
   local id = self.id
   self.ctx.scope:defer(function()
-    errors.must(docker.container_remove(id, { force = true }))
+    errors.must(docker.container_remove(id, { force = true, volumes = true }))
   end)
   errors.must(docker.container_start(id))
 end
@@ -179,7 +179,7 @@ function M.inventory()
 end
 
 function M.remove(_, item)
-  return docker.container_remove(item.id, { force = true })
+  return docker.container_remove(item.id, { force = true, volumes = true })
 end
 
 return target.define(M, "docker")
