@@ -174,21 +174,26 @@ bench: all
 	BUILD=$(BUILD) bench/run
 	BUILD=$(BUILD) bench/launch
 
-# The sidecar and agent images (docker build; needs registry access). Each is
-# built only when the engine does not have it yet.
+# The sidecar and agent images (docker build; needs registry access, or
+# build arguments naming mirrors: images/README.md). Each is built only when
+# the engine does not have it yet, e.g.
+#   make images AGENT_BUILD_ARGS="--build-arg NODE_IMAGE=mirror.example/node:22-bookworm-slim"
 SIDECAR_IMAGE ?= bottle-sidecars:latest
 AGENT_IMAGE   ?= bottle-agent:latest
+SIDECAR_BUILD_ARGS ?=
+AGENT_BUILD_ARGS   ?=
 images:
 	@tools/ensure-engine
 	@docker image inspect $(SIDECAR_IMAGE) >/dev/null 2>&1 || \
-	  docker build -f images/sidecars/Dockerfile -t $(SIDECAR_IMAGE) .
+	  docker build $(SIDECAR_BUILD_ARGS) -f images/sidecars/Dockerfile -t $(SIDECAR_IMAGE) .
 	@docker image inspect $(AGENT_IMAGE) >/dev/null 2>&1 || \
-	  docker build -f images/agent/Dockerfile -t $(AGENT_IMAGE) images/agent
+	  docker build $(AGENT_BUILD_ARGS) -f images/agent/Dockerfile -t $(AGENT_IMAGE) images/agent
 
-# The main job: the default recipe (smolmachines), or RECIPE=docker.
+# The main job: the default recipe (smolmachines), or RECIPE=docker. Under
+# sudo, a smolmachines launch runs as the invoking user (tools/launch).
 RECIPE ?= smolmachines
 run: all images
-	$(BUILD)/bottle recipe run $(RECIPE)
+	tools/launch $(BUILD)/bottle $(RECIPE)
 
 install: $(BUILD)/bottle $(INIT_ALL)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SHAREDIR)

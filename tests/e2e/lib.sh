@@ -29,8 +29,8 @@ E2E_SAMPLER=""
 
 e2e_cleanup() {
   [ -n "$E2E_SAMPLER" ] && kill "$E2E_SAMPLER" 2>/dev/null
-  docker ps -aq --filter "label=$E2E_LABEL" | xargs -r docker rm -f >/dev/null 2>&1
-  rm -rf "$E2E_WORK"
+  docker ps -aq --filter "label=$E2E_LABEL" | xargs -r docker rm -f -v >/dev/null 2>&1
+  [ -n "${E2E_KEEP:-}" ] || rm -rf "$E2E_WORK"
 }
 trap 'e2e_cleanup' EXIT
 
@@ -82,7 +82,7 @@ e2e_upstream() { # PORT
   UPSTREAM_IP=$(e2e_host_ip)
   [ -n "$UPSTREAM_IP" ] || return 1
   docker run -d --name "bottle-e2e-upstream-$E2E_ID" --label "$E2E_LABEL" --network host \
-    -v "$w:/srv:ro" -v "$E2E_WORK/record:/record" bottle-test-agent:${BOTTLE_TEST_IMAGE_TAG:-latest} \
+    -v "$w:/srv:ro" -v "$E2E_WORK/record:/record" bottle-test-tools:${BOTTLE_TEST_IMAGE_TAG:-latest} \
     python3 /srv/upstream.py /srv/leaf.pem /srv/leaf-key.pem "$port" /record/log 0.0.0.0 >/dev/null || return 1
   local i
   for i in $(seq 1 100); do
@@ -128,11 +128,19 @@ e2e_leftovers() { # SLUG HOME
   echo "$out"
 }
 
-# A private HOME with a bottle config; prints its path.
+# A private HOME with a bottle config; prints its path. Its smolmachines
+# cache (the agent image's `docker save` archive, over a gigabyte with
+# Claude Code) is shared by every test of this checkout: the archive is
+# named by image ID, so a shared one is the same file a private one would be.
+E2E_SHARED_CACHE=$(cd "${BUILD:-build}" 2>/dev/null && pwd)/e2e-cache
 e2e_home() {
   local home
   home=$(mktemp -d "$E2E_WORK/home.XXXXXX")
-  mkdir -p "$home/.config/bottle/bottles"
+  mkdir -p "$home/.config/bottle/bottles" "$home/.cache/bottle"
+  if { [ -d "$E2E_SHARED_CACHE/smolmachines" ] || install -d -m 0700 "$E2E_SHARED_CACHE" \
+    "$E2E_SHARED_CACHE/smolmachines"; } 2>/dev/null; then
+    ln -s "$E2E_SHARED_CACHE/smolmachines" "$home/.cache/bottle/smolmachines"
+  fi
   echo "$home"
 }
 
@@ -145,8 +153,15 @@ e2e_slug() { # LOG
 # CMD run with exactly that environment, like `env -i` but without putting
 # the values on any process's argv (the assignments are builtins). Use it as
 # `e2e_exec ... &`: $! is then CMD's own pid.
+#
+# Plus SMOLVM_VM_UID_DROP=off when the suite runs as root (it does in CI):
+# smolvm as root drops each VM to a uid of its own, which cannot open the
+# launch's sockets, and bottle refuses that unless told the drop is off
+# (docs/smolvm.md M4; the stand-in models the drop).
+E2E_AS_ROOT=$([ "$(id -u)" = 0 ] && echo 1)
 e2e_exec() {
   while IFS= read -r v; do unset "$v"; done < <(compgen -e)
+  [ -z "$E2E_AS_ROOT" ] || export SMOLVM_VM_UID_DROP=off
   while [ $# -gt 0 ] && [ "$1" != -- ]; do
     export "${1?}"
     shift

@@ -424,6 +424,22 @@ scenario("a smolvm older than 1.8.0 is refused before anything is created, namin
   r:removed_all()
 end)
 
+scenario("as root, smolvm's per-VM uid drop is refused before anything is created; SMOLVM_VM_UID_DROP=off goes on",
+  function(t)
+    local r = t:run({ args = { "--yes" }, uid = 0 })
+    r:exit(1)
+    t:contains(r.message, "smolvm run as root drops each VM to a uid of its own")
+    t:contains(r.message, "bottle recipe run docker")
+    r:lacks("create")
+    r:lacks("docker network_create")
+    r = t:run({ args = { "--yes" }, uid = 0, env = { SMOLVM_VM_UID_DROP = "off" } })
+    r:exit(0)
+    r:has("smolvm machine create --name bottle-")
+    r:removed_all()
+    r = t:run({ args = { "--yes" }, uid = 0, recipe = "docker" })
+    r:exit(0)
+  end)
+
 scenario("skills are copied into the guest and owned by node", function(t)
   local r = t:run({
     args = { "--agent", "coder", "--yes" },

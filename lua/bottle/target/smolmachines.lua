@@ -28,10 +28,26 @@ function M.plan(plan)
   return { machine = { name = names.machine(plan.slug), sockets = plan.sockets } }
 end
 
+-- smolvm run as root drops each VM to a uid of its own (2000000 and up)
+-- before libkrun starts, unless SMOLVM_VM_UID_DROP=off; that uid dials the
+-- mounted sockets (docs/smolvm.md M1, M4), which are private to the user
+-- who runs bottle, so every guest connection would be closed at once.
+local function refuse_dropped_uid(ctx)
+  if proc.ids() ~= 0 or ctx.env.SMOLVM_VM_UID_DROP == "off" then
+    return
+  end
+  errors.raise("smolvm run as root drops each VM to a uid of its own, which cannot open this launch's " ..
+    "sockets (they are private to the user who runs bottle): run bottle as your own user, with access " ..
+    "to the Docker engine (the docker group), or run the agent in a container: bottle recipe run docker. " ..
+    "SMOLVM_VM_UID_DROP=off keeps smolvm's VM process root instead, at the cost of its isolation")
+end
+
 --- Checks that need no answer from the user: smolvm runs and is new
---- enough, and the agent artifact (or the image it is made from) exists.
+--- enough, not as root with its per-VM uid drop, and the agent artifact
+--- (or the image it is made from) exists.
 function M.check(ctx, plan)
   smolvm_mod.new(ctx):detect()
+  refuse_dropped_uid(ctx)
   local given = ctx.env.BOTTLE_AGENT_ARTIFACT
   if given and given ~= "" then
     local st = fs.stat(given)

@@ -708,6 +708,12 @@ function M.proc(rec, smolvm_exe, base_env)
   fake.self_exe = function()
     return "/fake/bin/bottle"
   end
+  -- Who bottle runs as: a user (1000) unless the scenario says `uid`, so a
+  -- scenario means the same whoever runs it.
+  fake.ids = function()
+    local uid = rec.script.uid or 1000
+    return uid, uid
+  end
   -- Background programs (bottle's own host relay) are recorded, counted
   -- (so faults apply) and never started.
   fake.spawn = function(spec)

@@ -233,7 +233,7 @@ local SPEC_FIELDS = {
   recipe = "string", args = "table", files = "table", home = "table", lua = "table", env = "table",
   answers = "table", confirm = "boolean", tty = "boolean", user_recipes = "boolean", docker = "table",
   smolvm = "table", net = "table", exec = "function", agent_exit = "number", fail = "number|table",
-  signal = "table", delay = "table", secrets = "table",
+  signal = "table", delay = "table", secrets = "table", uid = "number",
 }
 
 local function check_spec(spec)
@@ -384,6 +384,7 @@ end
 ---             and `--lua-dir`, so an ejected recipe cannot change what it tests
 ---   secrets   further values that must appear nowhere
 ---   docker, smolvm, net, exec, agent_exit, fail, signal, delay: see fakes.lua
+---   uid       the uid bottle runs as (default 1000; 0 is a root launch)
 --- An unknown field or a field of the wrong type raises.
 function T:run(spec)
   spec = spec or {}
@@ -403,7 +404,7 @@ function T:run(spec)
   end
   local rec = fakes.recorder({
     docker = spec.docker, smolvm = spec.smolvm, net = spec.net, exec = spec.exec, agent_exit = spec.agent_exit,
-    fail = spec.fail, signal = spec.signal, delay = spec.delay,
+    fail = spec.fail, signal = spec.signal, delay = spec.delay, uid = spec.uid,
   })
 
   local restore = install_fakes(spec, rec, env)
