@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The shared object's install name: the ABI has been .4 since 2006. The
@@ -41,12 +42,27 @@ static void *open_lib(const char *dir, const char *name) {
   return h;
 }
 
+/* GnuTLS arrives only as a dependency of libcurl's own dependencies
+ * (librtmp, for one, on Debian); bottle never uses it, yet its load-time
+ * constructor initialises it, about 1 MiB of resident memory per launch.
+ * GnuTLS's documented switch GNUTLS_NO_IMPLICIT_INIT=1 skips that implicit
+ * gnutls_global_init (gnutls_global_init(3)). It is read only while the
+ * library loads, so it is set around the dlopen alone: no child inherits
+ * it, and a value the user set is left as it is. */
+static void *open_lib_without_gnutls_init(const char *dir, const char *name) {
+  static const char var[] = "GNUTLS_NO_IMPLICIT_INIT";
+  int set = getenv(var) == NULL && setenv(var, "1", 0) == 0;
+  void *h = open_lib(dir, name);
+  if (set) unsetenv(var);
+  return h;
+}
+
 int curl_dl_load(void) { return curl_dl_load_from(BOTTLE_LIBCURL_DIR, BOTTLE_LIBCURL_NAME); }
 
 int curl_dl_load_from(const char *dir, const char *name) {
   if (loaded) return 0;
   error[0] = '\0';
-  void *h = open_lib(dir, name);
+  void *h = open_lib_without_gnutls_init(dir, name);
   if (!h) {
     const char *why = dlerror();
     snprintf(error, sizeof error, "cannot load libcurl (%s): %s", name, why ? why : "not found");

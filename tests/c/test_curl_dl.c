@@ -26,8 +26,22 @@ static void test_wrong_library_names_the_symbol(void) {
 #endif
 }
 
+/* GNUTLS_NO_IMPLICIT_INIT is set only while a library loads: a failed
+ * load leaves the environment as it was, with or without a user's value. */
+static void test_gnutls_switch_is_not_left_behind(void) {
+  unsetenv("GNUTLS_NO_IMPLICIT_INIT");
+  CHECK_INT(curl_dl_load_from(NULL, "libcurl-absent.so.0"), -1);
+  CHECK(getenv("GNUTLS_NO_IMPLICIT_INIT") == NULL, "left set to \"%s\"", getenv("GNUTLS_NO_IMPLICIT_INIT"));
+  setenv("GNUTLS_NO_IMPLICIT_INIT", "0", 1);
+  CHECK_INT(curl_dl_load_from(NULL, "libcurl-absent.so.0"), -1);
+  CHECK(getenv("GNUTLS_NO_IMPLICIT_INIT") && strcmp(getenv("GNUTLS_NO_IMPLICIT_INIT"), "0") == 0,
+        "the user's value changed");
+  unsetenv("GNUTLS_NO_IMPLICIT_INIT");
+}
+
 static void test_loads_the_build_library(void) {
   CHECK_INT(curl_dl_load(), 0);
+  CHECK(getenv("GNUTLS_NO_IMPLICIT_INIT") == NULL, "left set after loading libcurl");
   CHECK_STR(curl_dl_error(), "");
   CHECK(bottle_curl.easy_init && bottle_curl.slist_free_all && bottle_curl.multi_poll);
   CHECK_STR(curl_easy_strerror(CURLE_OK), "No error");
@@ -45,6 +59,7 @@ static void test_loads_the_build_library(void) {
 int main(void) {
   RUN(test_missing_library_is_one_line);
   RUN(test_wrong_library_names_the_symbol);
+  RUN(test_gnutls_switch_is_not_left_behind);
   RUN(test_loads_the_build_library);
   return tap_done();
 }
