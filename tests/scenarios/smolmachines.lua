@@ -440,6 +440,20 @@ scenario("as root, smolvm's per-VM uid drop is refused before anything is create
     r:exit(0)
   end)
 
+scenario("saving a new agent archive removes those of images the engine no longer has", function(t)
+  local cache = ".cache/bottle/smolmachines/"
+  local gone, kept = "agent-" .. ("ab"):rep(8) .. ".tar", "agent-" .. ("ef"):rep(8) .. ".tar"
+  local r = t:run({
+    args = { "--yes" },
+    docker = { images = { ["bottle-agent:latest"] = "sha256:" .. ("cd"):rep(32),
+      ["other:1"] = "sha256:" .. ("ef"):rep(32) } },
+    home = { [cache .. gone] = "an image since rebuilt\n", [cache .. kept] = "another image\n",
+      [cache .. "notes.txt"] = "not an archive\n" },
+  })
+  r:exit(0)
+  t:eq(r.cached, { "agent-" .. ("cd"):rep(8) .. ".tar", kept, "notes.txt" })
+end)
+
 scenario("skills are copied into the guest and owned by node", function(t)
   local r = t:run({
     args = { "--agent", "coder", "--yes" },

@@ -74,10 +74,27 @@ function M.new(ctx, plan, rec)
     name = plan.machine.name, kind = "vm" }, VM)
 end
 
+-- Archives of images the engine no longer has (rebuilt or removed): no
+-- launch can ask for them again, and with Claude Code each is over a
+-- gigabyte. Checked when a new archive is saved, so only when an image
+-- changed.
+local function prune_archives(dir, keep)
+  for _, name in ipairs(fs.list(dir) or {}) do
+    local id = name:match("^agent%-(%x+)%.tar$")
+    if id and name ~= keep then
+      local _, _, code = docker.image_inspect(id)
+      if code == "NOT_FOUND" then
+        fs.rm_rf(dir .. "/" .. name)
+      end
+    end
+  end
+end
+
 --- What the VM boots: BOTTLE_AGENT_ARTIFACT (a .smolmachine, `--from`),
 --- else a `docker save` archive of the local agent image (`--image`; smolvm
 --- stores it by content hash), saved once per image ID under
---- ${XDG_CACHE_HOME:-~/.cache}/bottle/smolmachines/.
+--- ${XDG_CACHE_HOME:-~/.cache}/bottle/smolmachines/; saving one removes the
+--- archives of images the engine no longer has.
 ---@return table { from = path } or { image = path }
 function M.artifact(ctx, plan)
   local given = ctx.env.BOTTLE_AGENT_ARTIFACT
@@ -104,6 +121,7 @@ function M.artifact(ctx, plan)
     fs.rm_rf(tmp)
     errors.raise(err)
   end
+  prune_archives(dir, "agent-" .. id .. ".tar")
   return { image = archive }
 end
 

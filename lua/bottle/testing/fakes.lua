@@ -286,6 +286,12 @@ end
 function DOCKER_OPS.image_inspect(rec, ref)
   local images = rec.script.docker and rec.script.docker.images
   if images and not images[ref] then
+    -- The engine also finds an image by a prefix of its ID.
+    for name, id in pairs(images) do
+      if ref:match("^%x+$") and id:gsub("^sha256:", ""):sub(1, #ref) == ref then
+        return { id = id, repo_tags = { name } }
+      end
+    end
     return nil, "image inspect: No such image: " .. ref, "NOT_FOUND", 404
   end
   local id = (images and images[ref]) or ("sha256:" .. string.rep("ab", 32))

@@ -420,6 +420,7 @@ function T:run(spec)
     host.pop_root()
   end
   local state_dirs = fs.list(home .. "/.local/state/bottle") or {}
+  local cached = fs.list(home .. "/.cache/bottle/smolmachines") or {}
   fs.rm_rf(home)
   if not ok then
     error(err, 0)
@@ -434,6 +435,7 @@ function T:run(spec)
     output = output,
     stdout = stdout,
     state_dirs = state_dirs,
+    cached = cached,
     launch_calls = count_launch_calls(rec.calls),
     sleeps = rec.sleeps,
     secrets = secrets_of(spec),
