@@ -62,19 +62,27 @@ e2e_host_ip() {
   hostname -I 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]+\.' | grep -v '^127\.' | head -n 1
 }
 
+# A test CA and a server leaf it signs for DNS:NAME, in DIR: ca.pem,
+# ca-key.pem, leaf.pem, leaf-key.pem. Status 1 when openssl fails.
+e2e_test_pki() { # DIR NAME
+  local w=$1 name=$2
+  mkdir -p "$w"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=bottle e2e CA for $name" \
+    -keyout "$w/ca-key.pem" -out "$w/ca.pem" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null &&
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$name" -keyout "$w/leaf-key.pem" -out "$w/leaf.csr" \
+      2>/dev/null &&
+    printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth\n' "$name" >"$w/leaf.ext" &&
+    openssl x509 -req -in "$w/leaf.csr" -CA "$w/ca.pem" -CAkey "$w/ca-key.pem" -CAcreateserial -days 2 \
+      -extfile "$w/leaf.ext" -out "$w/leaf.pem" 2>/dev/null
+}
+
 # Starts upstream.test on the host's address, port $1, recording requests in
 # $E2E_WORK/record/log. Sets UPSTREAM_CA (its CA cert) and UPSTREAM_IP.
 e2e_upstream() { # PORT
   local port=$1 w=$E2E_WORK/upstream
-  mkdir -p "$w" "$E2E_WORK/record"
-  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=bottle e2e upstream CA" \
-    -keyout "$w/ca-key.pem" -out "$w/ca.pem" \
-    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null &&
-    openssl req -newkey rsa:2048 -nodes -subj /CN=upstream.test -keyout "$w/leaf-key.pem" -out "$w/leaf.csr" \
-      2>/dev/null &&
-    printf 'subjectAltName=DNS:upstream.test\nextendedKeyUsage=serverAuth\n' >"$w/leaf.ext" &&
-    openssl x509 -req -in "$w/leaf.csr" -CA "$w/ca.pem" -CAkey "$w/ca-key.pem" -CAcreateserial -days 2 \
-      -extfile "$w/leaf.ext" -out "$w/leaf.pem" 2>/dev/null || return 1
+  mkdir -p "$E2E_WORK/record"
+  e2e_test_pki "$w" upstream.test || return 1
   cp tests/fakes/upstream.py "$w/"
   chmod -R a+rX "$w"
   chmod a+rwx "$E2E_WORK/record"

@@ -287,8 +287,8 @@ function DOCKER_OPS.image_inspect(rec, ref)
   local images = rec.script.docker and rec.script.docker.images
   if images and not images[ref] then
     -- The engine also finds an image by a prefix of its ID.
-    for name, id in pairs(images) do
-      if ref:match("^%x+$") and id:gsub("^sha256:", ""):sub(1, #ref) == ref then
+    for name, id in pairs(ref:match("^%x+$") and images or {}) do
+      if id:gsub("^sha256:", ""):sub(1, #ref) == ref then
         return { id = id, repo_tags = { name } }
       end
     end
